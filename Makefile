@@ -1,0 +1,46 @@
+# Every target bootstraps its own virtual environment; nothing needs to be installed first
+# but python3 (with venv) and, for the full test suite, root or the Debian packages below.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+DEBIAN_TOOLS := prometheus prometheus-alertmanager
+
+.PHONY: demo test lint tools bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/saas-backup-exporter demo
+
+# promtool, amtool, prometheus and alertmanager come from Debian's packages. Installed here when
+# missing and possible; under CI=true a test that needs them fails rather than skips.
+tools:
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Debian packages: $(DEBIAN_TOOLS)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				--no-install-recommends $(DEBIAN_TOOLS) >/dev/null; \
+		else \
+			echo "warning: promtool/amtool missing and cannot install $(DEBIAN_TOOLS)" >&2; \
+		fi; \
+	fi
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: $(STAMP) tools lint
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) bench/bench_scrape.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,202 @@
+"""Command line: run the exporter, check a config, run the demo or the simulator alone."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import stamina.instrumentation
+import uvicorn
+import yaml
+
+from exporter import __version__, logs
+from exporter.app import build_app
+from exporter.config import Config, ConfigError, build_config, load_config
+from exporter.server import parse_listen_address
+from exporter.simulator import Simulator
+from exporter.simulator.serve import add_arguments as add_simulator_arguments
+from exporter.simulator.serve import run_from_args as run_simulator
+from exporter.simulator.serve import serve as serve_simulator
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LISTEN = ":10049"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="saas-backup-exporter",
+        description="Prometheus exporter for Datto SaaS Protection, Backupify and CloudAlly.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--config.file", dest="config_file", type=Path, help="YAML config file")
+    parser.add_argument(
+        "--config.check",
+        dest="config_check",
+        action="store_true",
+        help="validate the config file, print every problem, exit 0 (valid) or 1",
+    )
+    _common(parser)
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        type=Path,
+        help="TLS settings (tls_server_config: cert_file, key_file)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{demo,simulator}")
+    demo = commands.add_parser("demo", help="run the exporter against the built-in simulator")
+    _common(demo)
+    demo.add_argument("--customers", type=int, default=12)
+    demo.add_argument("--seats-per-customer", type=int, default=25)
+    demo.add_argument("--seed", type=int, default=1)
+    simulator = commands.add_parser("simulator", help="run the vendor API simulator alone")
+    add_simulator_arguments(simulator)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=argparse.SUPPRESS,
+        help=f"address to serve on (default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        default=argparse.SUPPRESS,
+        choices=["debug", "info", "warn", "warning", "error"],
+    )
+    parser.add_argument(
+        "--log.format", dest="log_format", default=argparse.SUPPRESS, choices=["logfmt", "json"]
+    )
+
+
+def _tls_options(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError([f"{path}: cannot read web config ({type(exc).__name__})"]) from None
+    problems = []
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping"])
+    unknown = sorted(set(data) - {"tls_server_config"})
+    problems += [f"{path}: {key}: unsupported setting" for key in unknown]
+    tls = data.get("tls_server_config") or {}
+    if not isinstance(tls, dict) or not tls.get("cert_file") or not tls.get("key_file"):
+        problems.append(f"{path}: tls_server_config: cert_file and key_file are required")
+    if problems:
+        raise ConfigError(problems)
+    return {"ssl_certfile": str(tls["cert_file"]), "ssl_keyfile": str(tls["key_file"])}
+
+
+def uvicorn_config(app: Any, listen: str, config: Config, **extra: Any) -> uvicorn.Config:
+    host, port = parse_listen_address(listen)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        # Bounded: beyond this many connections and requests, new ones get a 503.
+        limit_concurrency=config.web.max_concurrency,
+        timeout_keep_alive=15,
+        timeout_graceful_shutdown=3,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+        **extra,
+    )
+
+
+def demo_config(base_url: str, public_key: str, private_key: str) -> Config:
+    return build_config(
+        {
+            "cache": {"ttl_seconds": 60},
+            "sources": [
+                {
+                    "name": "datto",
+                    "type": "datto",
+                    "base_url": base_url,
+                    "public_key": public_key,
+                    "private_key": private_key,
+                    "timeout_seconds": 20,
+                    "refresh_timeout_seconds": 60,
+                }
+            ],
+        }
+    )
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    sim = Simulator(
+        customers=args.customers, seats_per_customer=args.seats_per_customer, seed=args.seed
+    )
+    started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    sim_task = asyncio.create_task(serve_simulator(sim, "127.0.0.1", 0, ready=started.set_result))
+    base_url = await started
+    config = demo_config(base_url, sim.public_key, sim.private_key)
+    listen = getattr(args, "listen_address", DEFAULT_LISTEN)
+    host, port = parse_listen_address(listen)
+    shown = "localhost" if host in {"0.0.0.0", "::", "127.0.0.1"} else host
+    print(f"simulator (Datto API): {base_url}", flush=True)
+    print(f"exporter:              http://{shown}:{port}/", flush=True)
+    print(f"metrics:               http://{shown}:{port}/metrics", flush=True)
+    server = uvicorn.Server(uvicorn_config(build_app(config), listen, config))
+    try:
+        await server.serve()
+    finally:
+        sim_task.cancel()
+        await asyncio.gather(sim_task, return_exceptions=True)
+    return 0
+
+
+async def _serve(config: Config, listen: str, tls: dict[str, Any]) -> int:
+    logs.redact.register(config.secrets())
+    server = uvicorn.Server(uvicorn_config(build_app(config), listen, config, **tls))
+    await server.serve()
+    return 0 if server.started else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    level = getattr(args, "log_level", "info")
+    logs.setup("warning" if level == "warn" else level, getattr(args, "log_format", "logfmt"))
+    # stamina would otherwise count retries in prometheus_client's global registry and log
+    # them in its own format; our client logs its retries itself.
+    stamina.instrumentation.set_on_retry_hooks([])
+
+    if args.command == "demo":
+        return asyncio.run(_demo(args))
+    if args.command == "simulator":
+        return run_simulator(args)
+    if args.config_file is None:
+        print(
+            "saas-backup-exporter: --config.file is required (or use: demo, simulator)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        config = load_config(args.config_file)
+        tls = _tls_options(args.web_config_file)
+        listen = getattr(args, "listen_address", DEFAULT_LISTEN)
+        parse_listen_address(listen)
+    except ConfigError as exc:
+        print(f"{args.config_file}: invalid configuration:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    if args.config_check:
+        names = ", ".join(s.name for s in config.sources)
+        print(f"{args.config_file}: OK ({len(config.sources)} sources: {names})")
+        return 0
+    return asyncio.run(_serve(config, listen, tls))

@@ -1,0 +1,222 @@
+"""The HTTP client every source talks through: timeouts, retries, rate limits, API counters.
+
+Retries use stamina (exponential backoff with jitter). A 429 blocks the whole source until its
+``Retry-After`` has passed, so concurrent callers do not spend the vendor's budget either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import math
+import time
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+import stamina
+
+from exporter import __version__
+from exporter.config import RetryConfig
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = f"saas-backup-exporter/{__version__}"
+
+
+class VendorError(Exception):
+    """A failed vendor call. The message is safe to log and show: it never holds a secret."""
+
+
+class TransientError(VendorError):
+    """Worth retrying: 5xx, timeouts, connection failures."""
+
+
+class RateLimited(VendorError):
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class ApiStats:
+    """Per-source counters and the vendor's last reported rate budget."""
+
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    limit_cost: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    parse_errors: int = 0
+    limit_remaining: float | None = None
+    limit_resets: float | None = None
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait, from delta-seconds or an HTTP date (RFC 9110)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - now
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def parse_reset_time(value: str | None, now: float) -> float | None:
+    """Datto does not document X-API-Limit-Resets; accept epoch s/ms, delta seconds or a date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            return email.utils.parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError):
+            pass
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    if not math.isfinite(number) or number < 0:
+        return None
+    if number > 1e12:
+        return number / 1000.0
+    if number > 1e9:
+        return number
+    return now + number
+
+
+class RateGate:
+    """Holds every caller of one source until a vendor-imposed pause has passed."""
+
+    def __init__(self) -> None:
+        self._not_before = 0.0
+
+    def block_for(self, seconds: float) -> None:
+        self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+    async def wait(self) -> None:
+        # A loop, not an Event: another 429 may push the pause further out while we sleep.
+        while (delay := self._not_before - time.monotonic()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(delay)
+
+
+class VendorClient:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        retry: RetryConfig,
+        timeout: float,
+        connect_timeout: float,
+        auth: httpx.Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        stats: ApiStats | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.stats = stats if stats is not None else ApiStats()
+        self._retry = retry
+        self._gate = RateGate()
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            auth=auth,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def get_json(
+        self, endpoint: str, path: str, params: Mapping[str, str | int] | None = None
+    ) -> Any:
+        """GET and decode JSON, retrying what is worth retrying."""
+        async for attempt in stamina.retry_context(
+            on=self._should_retry,
+            attempts=self._retry.attempts,
+            timeout=None,
+            wait_initial=self._retry.initial_backoff_seconds,
+            wait_max=self._retry.max_backoff_seconds,
+            wait_jitter=self._retry.jitter_seconds,
+        ):
+            with attempt:
+                return await self._get_once(endpoint, path, params)
+        raise AssertionError("unreachable: stamina re-raises the last error")
+
+    def _should_retry(self, exc: Exception) -> bool | float:
+        if isinstance(exc, RateLimited):
+            if exc.retry_after > self._retry.max_retry_after_seconds:
+                return False
+            logger.info("msg=%s reason=%s wait_seconds=%.1f", "retrying", str(exc), exc.retry_after)
+            return exc.retry_after
+        if isinstance(exc, TransientError):
+            logger.info("msg=%s reason=%s", "retrying", str(exc))
+            return True
+        return False
+
+    async def _get_once(
+        self, endpoint: str, path: str, params: Mapping[str, str | int] | None
+    ) -> Any:
+        await self._gate.wait()
+        what = f"GET {path}"
+        try:
+            response = await self._client.get(path, params=params)
+        except httpx.TimeoutException:
+            self.stats.requests[endpoint, "timeout"] += 1
+            raise TransientError(f"{what}: timed out") from None
+        except httpx.TransportError as exc:
+            self.stats.requests[endpoint, "error"] += 1
+            raise TransientError(f"{what}: {type(exc).__name__}") from None
+        code = response.status_code
+        self.stats.requests[endpoint, str(code)] += 1
+        self._record_budget(endpoint, response.headers)
+        if code == 429:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
+            wait = 1.0 if retry_after is None else retry_after
+            self._gate.block_for(wait)
+            raise RateLimited(f"{what}: HTTP 429 (retry after {wait:g}s)", wait)
+        if code >= 500:
+            raise TransientError(f"{what}: HTTP {code}")
+        if code == 401:
+            raise VendorError(f"{what}: HTTP 401 (check the API keys)")
+        if code >= 300:
+            raise VendorError(f"{what}: HTTP {code}")
+        try:
+            return response.json()
+        except ValueError:
+            self.stats.parse_errors += 1
+            raise VendorError(f"{what}: response is not valid JSON") from None
+
+    def _record_budget(self, endpoint: str, headers: httpx.Headers) -> None:
+        remaining = headers.get("X-API-Limit-Remaining")
+        if remaining is not None:
+            try:
+                self.stats.limit_remaining = float(remaining)
+            except ValueError:
+                logger.debug("msg=%s", "unparseable X-API-Limit-Remaining")
+        resets = parse_reset_time(headers.get("X-API-Limit-Resets"), time.time())
+        if resets is not None:
+            self.stats.limit_resets = resets
+        cost = headers.get("X-API-Limit-Cost")
+        if cost is not None:
+            try:
+                self.stats.limit_cost[endpoint] += float(cost)
+            except ValueError:
+                logger.debug("msg=%s", "unparseable X-API-Limit-Cost")
+        if self.stats.limit_remaining is not None and self.stats.limit_remaining <= 0:
+            until_reset = (self.stats.limit_resets or 0) - time.time()
+            pause = min(max(until_reset, 1.0), self._retry.max_retry_after_seconds)
+            logger.warning("msg=%s pause_seconds=%.0f", "API budget exhausted, pausing", pause)
+            self._gate.block_for(pause)

@@ -1,0 +1,138 @@
+"""Vendor-neutral records that every source produces and the renderer consumes.
+
+Times are Unix seconds (float). Enumerated values are normalized to a small, documented
+vocabulary; anything a vendor sends outside it becomes ``unknown``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+UNKNOWN: Final = "unknown"
+
+LICENSE_STATES: Final = ("licensed", "paused", "unlicensed", "archived", UNKNOWN)
+BACKUP_STATUSES: Final = ("success", "partial", "failed", "running", UNKNOWN)
+CUSTOMER_STATUSES: Final = ("active", "inactive", "suspended", "cancelled", "expired", UNKNOWN)
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def snake_case(value: str | None) -> str:
+    """``SharedMailbox`` -> ``shared_mailbox``; empty or missing -> ``unknown``."""
+    if not value:
+        return UNKNOWN
+    words = _CAMEL_BOUNDARY.sub("_", value.strip()).lower()
+    return _NON_WORD.sub("_", words).strip("_") or UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: str
+    name: str
+    domain: str
+    product: str
+    status: str
+    seats_used: int | None = None
+    services_active: int | None = None
+    services_recently_backed_up: int | None = None
+    backup_ratio: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Seat:
+    customer_id: str
+    id: str
+    name: str
+    seat_type: str
+    license_state: str
+    last_backup: float | None = None
+    # False when the vendor gives no per-seat backup time at all (Datto's live /seats);
+    # only then is a missing last_backup "unknown" rather than "never backed up".
+    reports_backup_time: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ApplicationBackup:
+    customer_id: str
+    application: str
+    last_backup: float | None
+    status: str
+    services_active: int | None = None
+    services_backed_up: int | None = None
+    services_perfect: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackupRun:
+    customer_id: str
+    instance_id: str
+    started: float | None
+    ended: float | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreJob:
+    job_id: str
+    customer_id: str
+    status: str
+    started: float | None
+    ended: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything one source knew after one refresh."""
+
+    customers: tuple[Customer, ...] = ()
+    seats: tuple[Seat, ...] = ()
+    applications: tuple[ApplicationBackup, ...] = ()
+    active_backups: tuple[BackupRun, ...] = ()
+    finished_backups: tuple[BackupRun, ...] = ()
+    restore_jobs: tuple[RestoreJob, ...] = ()
+    # Customers whose last read failed, with a short reason that never holds a secret.
+    customer_errors: dict[str, str] = field(default_factory=dict)
+    # Fetch time of the oldest piece of data in this snapshot.
+    oldest_data: float = 0.0
+
+
+_BACKUP_STATUS_WORDS: Final = {
+    "success": "success",
+    "succeeded": "success",
+    "successful": "success",
+    "completed": "success",
+    "complete": "success",
+    "ok": "success",
+    "partial": "partial",
+    "partialsuccess": "partial",
+    "partiallysucceeded": "partial",
+    "completedwitherrors": "partial",
+    "completedwithwarnings": "partial",
+    "warning": "partial",
+    "failed": "failed",
+    "failure": "failed",
+    "error": "failed",
+    "errored": "failed",
+    "inprogress": "running",
+    "running": "running",
+    "started": "running",
+}
+
+
+def backup_status(value: object) -> str:
+    """A vendor's backup or job status in the shared vocabulary; anything else is unknown."""
+    if not isinstance(value, str):
+        return UNKNOWN
+    return _BACKUP_STATUS_WORDS.get(_NON_WORD.sub("", value.lower()), UNKNOWN)
+
+
+def customer_status(value: object) -> str:
+    if not isinstance(value, str):
+        return UNKNOWN
+    word = snake_case(value)
+    if word == "canceled":
+        word = "cancelled"
+    return word if word in CUSTOMER_STATUSES else UNKNOWN

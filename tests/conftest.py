@@ -1,0 +1,92 @@
+"""Shared test plumbing: real servers on loopback sockets, external tools, config builders."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import uvicorn
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_tool(name: str) -> str:
+    """The tool's path. Missing: a skip on a laptop, a failure under CI=true."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (the Debian packages prometheus/prometheus-alertmanager)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+class ServerThread:
+    """An ASGI app served by uvicorn on 127.0.0.1 in a thread of its own."""
+
+    def __init__(self, app: Any, **options: Any) -> None:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        options.setdefault("timeout_graceful_shutdown", 1)
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on", **options)
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(self.server.serve(sockets=[self._sock]))
+        self.loop.close()
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(15)
+        self._sock.close()
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+@contextmanager
+def serving(app: Any, **options: Any) -> Iterator[ServerThread]:
+    with ServerThread(app, **options) as server:
+        yield server
+
+
+def datto_source(base_url: str, **overrides: Any) -> dict[str, Any]:
+    source: dict[str, Any] = {
+        "name": "datto",
+        "type": "datto",
+        "base_url": base_url,
+        "public_key": "demo-public",
+        "private_key": "demo-private",
+        "timeout_seconds": 5,
+        "refresh_timeout_seconds": 20,
+        "retry": {"attempts": 2, "initial_backoff_seconds": 0.05, "max_backoff_seconds": 0.2,
+                  "jitter_seconds": 0.05},
+    }
+    source.update(overrides)
+    return source

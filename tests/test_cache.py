@@ -1,0 +1,157 @@
+"""The cache on its own: TTLs, single flight, stale data, maximum age (with a fake clock)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from exporter.cache import Collector, EndpointCache, FetchError, SourceRunner
+from exporter.config import CacheConfig
+from exporter.http import ApiStats, VendorError
+from exporter.model import Customer, Snapshot
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_single_flight_and_ttl_per_endpoint() -> None:
+    clock = Clock()
+    cache = EndpointCache(CacheConfig(ttl_seconds=60, endpoints={"seats": 10}), clock)
+    calls = {"seats": 0, "domains": 0}
+
+    def loader(endpoint: str) -> Any:
+        async def load() -> str:
+            calls[endpoint] += 1
+            await asyncio.sleep(0.01)
+            return f"{endpoint}-{calls[endpoint]}"
+
+        return load
+
+    async def scenario() -> None:
+        results = await asyncio.gather(*(cache.get("seats", "c1", loader("seats")) for _ in range(20)))
+        assert {r.value for r in results} == {"seats-1"}
+        await cache.get("domains", "", loader("domains"))
+        clock.now += 11  # past the seats TTL, within the domains TTL
+        assert (await cache.get("seats", "c1", loader("seats"))).value == "seats-2"
+        assert (await cache.get("domains", "", loader("domains"))).value == "domains-1"
+
+    run(scenario())
+    assert calls == {"seats": 2, "domains": 1}
+
+
+def test_failure_returns_stale_data_until_the_maximum_age() -> None:
+    clock = Clock()
+    cache = EndpointCache(CacheConfig(ttl_seconds=10, max_age_seconds=100), clock)
+    fail = False
+
+    async def load() -> str:
+        if fail:
+            raise VendorError("GET /x: HTTP 504")
+        return "good"
+
+    async def scenario() -> None:
+        nonlocal fail
+        await cache.get("seats", "c", load)
+        fail = True
+        clock.now += 50
+        with pytest.raises(FetchError) as info:
+            await cache.get("seats", "c", load)
+        assert info.value.reason == "GET /x: HTTP 504"
+        assert info.value.stale is not None and info.value.stale.value == "good"
+        clock.now += 60  # 110 s old: past the maximum age
+        with pytest.raises(FetchError) as info:
+            await cache.get("seats", "c", load)
+        assert info.value.stale is None
+
+    run(scenario())
+
+
+def test_failed_loads_wait_before_trying_again() -> None:
+    clock = Clock()
+    cache = EndpointCache(CacheConfig(ttl_seconds=300), clock)
+
+    async def load() -> str:
+        raise VendorError("boom")
+
+    async def scenario() -> None:
+        with pytest.raises(FetchError):
+            await cache.get("domains", "", load)
+
+    run(scenario())
+    assert cache.next_due() == clock.now + 60
+
+
+class FakeSource:
+    name = "fake"
+    provider = "fake"
+
+    def __init__(self) -> None:
+        self.stats = ApiStats()
+        self.fail = False
+        self.collects = 0
+
+    async def collect(self, cache: EndpointCache) -> Snapshot:
+        self.collects += 1
+
+        async def load() -> list[Customer]:
+            if self.fail:
+                raise VendorError("down")
+            return [Customer("1", "One", "one.example", "microsoft_365", "active")]
+
+        entry = await cache.get("domains", "", load)
+        return Snapshot(customers=tuple(entry.value), oldest_data=entry.fetched_at)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_runner_keeps_last_good_data_marks_down_and_drops_it_past_max_age() -> None:
+    clock = Clock()
+    source = FakeSource()
+    runner = SourceRunner(source, CacheConfig(ttl_seconds=30, max_age_seconds=600), 5, clock)
+    collector = Collector([runner])
+
+    async def scenario() -> None:
+        (state,) = await collector.states(1)
+        assert state.up and state.snapshot is not None and state.generation == 1
+        (state,) = await collector.states(1)
+        assert source.collects == 1, "nothing due within the TTL"
+        source.fail = True
+        clock.now += 31
+        (state,) = await collector.states(1)
+        assert not state.up
+        assert state.error == "down"
+        assert state.snapshot is not None, "last good data kept beside up=0"
+        assert state.generation == 2
+        clock.now += 600
+        (state,) = await collector.states(1)
+        assert state.snapshot is None, "data past the maximum age is dropped"
+
+    run(scenario())
+
+
+def test_runner_refresh_timeout() -> None:
+    class Hanging(FakeSource):
+        async def collect(self, cache: EndpointCache) -> Snapshot:
+            await asyncio.sleep(30)
+            raise AssertionError("unreachable")
+
+    runner = SourceRunner(Hanging(), CacheConfig(), 0.2)
+
+    async def scenario() -> None:
+        (state,) = await Collector([runner]).states(5)
+        assert not state.up and state.refreshed
+        assert state.error == "refresh timed out after 0.2s"
+
+    run(scenario())

@@ -1,0 +1,139 @@
+"""Golden exposition files: the same records always render the same bytes."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from exporter.cache import SourceState
+from exporter.config import MetricsConfig
+from exporter.exposition import Exposition, gzip_join, wants_gzip, wants_openmetrics, _Static
+from exporter.http import ApiStats
+from exporter.model import ApplicationBackup, Customer, Seat, Snapshot
+from exporter.render import render
+from tests.conftest import require_tool
+
+GOLDEN = Path(__file__).parent / "golden"
+NOW = 1_780_000_000.0
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+def states() -> list[SourceState]:
+    stats = ApiStats()
+    stats.requests["domains", "200"] = 3
+    stats.requests["seats", "504"] = 2
+    stats.requests["seats", "200"] = 5
+    stats.limit_cost["seats"] += 15
+    stats.limit_remaining = 4321
+    stats.limit_resets = NOW + 1800
+    stats.parse_errors = 2
+    snapshot = Snapshot(
+        customers=(
+            Customer("1002", 'Fabrikam "Schools"', "fabrikam.edu", "google_workspace", "inactive",
+                     seats_used=3, services_active=9, services_recently_backed_up=4,
+                     backup_ratio=0.444),
+            Customer("1001", "Contoso Dental", "contoso.onmicrosoft.com", "microsoft_365", "active",
+                     seats_used=4),
+        ),
+        seats=(
+            Seat("1001", "s-b", "Bob", "user", "licensed", NOW - 3600, True),
+            Seat("1001", "s-a", "Ada", "user", "licensed", None, True),
+            Seat("1001", "s-c", "Reception\\Desk", "shared_mailbox", "paused", NOW - 9 * 86400, True),
+            Seat("1001", "s-d", "Drive", "shared_drive", "archived", None, False),
+        ),
+        applications=(
+            ApplicationBackup("1001", "Office365Exchange", NOW - 7200, "success", 4, 4, 3),
+            ApplicationBackup("1001", "OneDrive", None, "running", 4, None, None),
+        ),
+        customer_errors={"1002": "seats: GET /v1/saas/1002/seats: HTTP 504"},
+        oldest_data=NOW - 90,
+    )
+    up = SourceState("datto", "datto", stats, generation=3, snapshot=snapshot, up=True,
+                     refreshed=True, last_success=NOW - 60, last_attempt=NOW - 62, duration=1.25)
+    down = SourceState("datto-eu", "datto", ApiStats(), generation=1, up=False, refreshed=True,
+                       last_attempt=NOW - 5, duration=0.5, error="HTTP 401")
+    return [up, down]
+
+
+@pytest.mark.parametrize(
+    ("name", "openmetrics", "config"),
+    [
+        ("datto.prom", False, MetricsConfig()),
+        ("datto.om", True, MetricsConfig()),
+        ("datto-capped.prom", False, MetricsConfig(max_seat_series=2)),
+        ("datto-no-seats.prom", False, MetricsConfig(per_seat_series=False)),
+    ],
+)
+def test_golden(name: str, openmetrics: bool, config: MetricsConfig) -> None:
+    body = render(states(), config, NOW, openmetrics=openmetrics)
+    assert render(list(reversed(states())), config, NOW, openmetrics=openmetrics) == body, (
+        "output must not depend on input order"
+    )
+    path = GOLDEN / name
+    if UPDATE:
+        path.write_bytes(body)
+    assert body == path.read_bytes(), f"{name} drifted; rerun with UPDATE_GOLDEN=1 and review"
+
+
+def test_golden_files_pass_promtool() -> None:
+    promtool = require_tool("promtool")
+    for name in ("datto.prom", "datto-capped.prom", "datto-no-seats.prom"):
+        result = subprocess.run(
+            [promtool, "check", "metrics"],
+            input=(GOLDEN / name).read_bytes(),
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, (name, result.stdout, result.stderr)
+        assert result.stdout + result.stderr == b"", (name, result.stdout, result.stderr)
+
+
+def test_capping_keeps_the_oldest_licensed_seats() -> None:
+    body = render(states(), MetricsConfig(max_seat_series=2), NOW).decode()
+    assert 'saas_backup_seat_info{customer_id="1001",seat_id="s-a"' in body.replace("source=\"datto\",", "")
+    assert 'seat_id="s-b"' in body
+    assert 'seat_id="s-c"' not in body
+    assert 'saas_backup_seat_series_dropped{source="datto"} 2.0' in body
+
+
+def test_gzip_join_is_one_valid_member() -> None:
+    static = _Static(b"# HELP a b\n" * 1000)
+    tail = b"tail 1.0\n"
+    joined = gzip_join(static, tail)
+    assert gzip.decompress(joined) == static.body + tail
+    assert gzip_join(static, b"") and gzip.decompress(gzip_join(static, b"")) == static.body
+
+
+@pytest.mark.parametrize(
+    ("header", "wanted"),
+    [
+        ("gzip", True),
+        ("deflate, gzip;q=0.5", True),
+        ("gzip;q=0", False),
+        ("br", False),
+        (None, False),
+        ("GZIP", True),
+    ],
+)
+def test_wants_gzip(header: str | None, wanted: bool) -> None:
+    assert wants_gzip(header) is wanted
+
+
+def test_wants_openmetrics() -> None:
+    assert wants_openmetrics("application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+    assert not wants_openmetrics("text/plain")
+    assert not wants_openmetrics(None)
+
+
+def test_exposition_renders_once_per_generation() -> None:
+    exposition = Exposition(MetricsConfig())
+    first = exposition.body(states(), NOW, openmetrics=False, gzip=False)
+    second = exposition.body(states(), NOW + 10, openmetrics=False, gzip=True)
+    assert exposition.renders == 1
+    assert b"saas_backup_cache_age_seconds{source=\"datto\"} 90.0" in first.content
+    assert b"saas_backup_cache_age_seconds{source=\"datto\"} 100.0" in gzip.decompress(second.content)

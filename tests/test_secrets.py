@@ -1,0 +1,102 @@
+"""A canary private key must appear in no log line, metric, page or error."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from exporter import logs
+from exporter.app import build_app
+from exporter.config import build_config
+from exporter.simulator import Simulator, parse_fault
+from tests.conftest import ServerThread, datto_source
+
+CANARY = "CANARY-3b1f9c0d-do-not-leak"
+PUBLIC = "public-key-1"
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    logs.setup("debug", "logfmt", stream=stream)
+    # Even the HTTP libraries' own debug logs must not carry the key.
+    logging.getLogger("httpx").setLevel(logging.DEBUG)
+    logging.getLogger("httpcore").setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+
+
+def forms_of_the_secret() -> list[str]:
+    basic = base64.b64encode(f"{PUBLIC}:{CANARY}".encode()).decode()
+    return [CANARY, basic, CANARY.lower()]
+
+
+def test_canary_private_key_never_leaks(captured_logs: io.StringIO) -> None:
+    sim = Simulator(customers=3, seats_per_customer=5, seed=4, public_key=PUBLIC, private_key=CANARY)
+    seen: list[str] = []
+    with ServerThread(sim.app()) as sim_server:
+        config = build_config(
+            {
+                "cache": {"ttl_seconds": 0.2, "warm_up": False},
+                "sources": [
+                    datto_source(sim_server.url, public_key=PUBLIC, private_key=CANARY),
+                    datto_source(
+                        sim_server.url, name="wrong", public_key=PUBLIC, private_key=CANARY + "x"
+                    ),
+                ],
+            }
+        )
+        assert CANARY not in repr(config)
+        with ServerThread(build_app(config)) as exporter:
+            faults = [
+                [],
+                [parse_fault("500@*")],
+                [parse_fault("malformed@*")],
+                [parse_fault("401@*")],
+                [parse_fault("429@*?retry_after=0")],
+                [parse_fault("hang@*?delay_ms=3000")],
+            ]
+            for fault in faults:
+                sim.set_faults(fault)
+                import time
+
+                time.sleep(0.25)
+                for path in ("/metrics", "/", "/-/ready", "/-/healthy"):
+                    response = httpx.get(
+                        exporter.url + path,
+                        headers={"X-Prometheus-Scrape-Timeout-Seconds": "2"},
+                        timeout=10,
+                    )
+                    seen.append(response.text)
+                    seen.append(str(response.headers))
+    log_text = captured_logs.getvalue()
+    assert "refresh" in log_text, "the test must actually capture the exporter's logs"
+    assert "HTTP 401" in "\n".join(seen)
+    everything = log_text + "\n".join(seen)
+    for form in forms_of_the_secret():
+        assert form not in everything
+
+
+def test_redactor_is_a_last_line_of_defence() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.LogfmtFormatter())
+    logger = logging.getLogger("tests.redactor")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logs.redact.register([CANARY])
+        logger.warning("msg=%s value=%s", "oops", f"key={CANARY}")
+    finally:
+        logger.removeHandler(handler)
+    assert CANARY not in stream.getvalue()
+    assert logs.REDACTED in stream.getvalue()
