@@ -80,8 +80,10 @@ def main() -> None:
     tracemalloc.stop()
 
     series = body.count(b"\n") - 2 * body.count(b"# TYPE")
-    print(f"fleet: {args.customers} customers x {args.seats} seats, {series} series, "
-          f"{len(body) / 1e6:.1f} MB text, {len(compressed) / 1e6:.2f} MB gzip")
+    print(
+        f"fleet: {args.customers} customers x {args.seats} seats, {series} series, "
+        f"{len(body) / 1e6:.1f} MB text, {len(compressed) / 1e6:.2f} MB gzip"
+    )
     print(f"scrape, plain: cached is {full / cached:,.0f}x faster than rendering per scrape")
     print(f"scrape, gzip:  cached is {full_gzip / cached_gzip:,.0f}x faster than render+gzip")
     print(f"gzip ratio: {len(body) / len(compressed):.1f}x smaller on the wire")

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from cachetools import LRUCache
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_TYPE
 
 from exporter.cache import SourceState
 from exporter.config import MetricsConfig
 from exporter.render import OPENMETRICS_EOF, render_dynamic, render_static
 
+TEXT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_TYPE: Final = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 _GZIP_HEADER: Final = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 _LEVEL: Final = 6
 
@@ -92,7 +92,7 @@ class Exposition:
         tail = render_dynamic(states, now, openmetrics=openmetrics)
         if openmetrics:
             tail += OPENMETRICS_EOF
-        content_type = OPENMETRICS_TYPE if openmetrics else CONTENT_TYPE_LATEST
+        content_type = OPENMETRICS_TYPE if openmetrics else TEXT_TYPE
         if gzip:
             return Body(gzip_join(static, tail), content_type, True)
         return Body(static.body + tail, content_type, False)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,13 +23,26 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 def require_tool(name: str) -> str:
     """The tool's path. Missing: a skip on a laptop, a failure under CI=true."""
-    path = shutil.which(name)
+    beside_python = Path(sys.executable).parent / name
+    path = str(beside_python) if beside_python.exists() else shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (the Debian packages prometheus/prometheus-alertmanager)"
+        message = (
+            f"{name} is not installed (the Debian packages prometheus/prometheus-alertmanager)"
+        )
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """`main()` points logging at the captured stderr of the test that called it."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
 
 
 class ServerThread:
@@ -85,8 +101,12 @@ def datto_source(base_url: str, **overrides: Any) -> dict[str, Any]:
         "private_key": "demo-private",
         "timeout_seconds": 5,
         "refresh_timeout_seconds": 20,
-        "retry": {"attempts": 2, "initial_backoff_seconds": 0.05, "max_backoff_seconds": 0.2,
-                  "jitter_seconds": 0.05},
+        "retry": {
+            "attempts": 2,
+            "initial_backoff_seconds": 0.05,
+            "max_backoff_seconds": 0.2,
+            "jitter_seconds": 0.05,
+        },
     }
     source.update(overrides)
     return source

@@ -39,7 +39,9 @@ def test_single_flight_and_ttl_per_endpoint() -> None:
         return load
 
     async def scenario() -> None:
-        results = await asyncio.gather(*(cache.get("seats", "c1", loader("seats")) for _ in range(20)))
+        results = await asyncio.gather(
+            *(cache.get("seats", "c1", loader("seats")) for _ in range(20))
+        )
         assert {r.value for r in results} == {"seats-1"}
         await cache.get("domains", "", loader("domains"))
         clock.now += 11  # past the seats TTL, within the domains TTL
@@ -68,7 +70,8 @@ def test_failure_returns_stale_data_until_the_maximum_age() -> None:
         with pytest.raises(FetchError) as info:
             await cache.get("seats", "c", load)
         assert info.value.reason == "GET /x: HTTP 504"
-        assert info.value.stale is not None and info.value.stale.value == "good"
+        assert info.value.stale is not None
+        assert info.value.stale.value == "good"
         clock.now += 60  # 110 s old: past the maximum age
         with pytest.raises(FetchError) as info:
             await cache.get("seats", "c", load)
@@ -124,7 +127,9 @@ def test_runner_keeps_last_good_data_marks_down_and_drops_it_past_max_age() -> N
 
     async def scenario() -> None:
         (state,) = await collector.states(1)
-        assert state.up and state.snapshot is not None and state.generation == 1
+        assert state.up
+        assert state.snapshot is not None
+        assert state.generation == 1
         (state,) = await collector.states(1)
         assert source.collects == 1, "nothing due within the TTL"
         source.fail = True
@@ -151,7 +156,8 @@ def test_runner_refresh_timeout() -> None:
 
     async def scenario() -> None:
         (state,) = await Collector([runner]).states(5)
-        assert not state.up and state.refreshed
+        assert not state.up
+        assert state.refreshed
         assert state.error == "refresh timed out after 0.2s"
 
     run(scenario())

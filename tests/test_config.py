@@ -14,7 +14,8 @@ CANARY = "CANARY-9f2c7e51-private-key"
 GOOD = """
 cache:
   ttl_seconds: 120
-  endpoints: {seats: 900}
+  endpoints:
+    seats: 900
 sources:
   - name: datto
     type: datto
@@ -76,12 +77,15 @@ def test_environment_override_for_an_unknown_source(
 ) -> None:
     monkeypatch.setenv("SAAS_BACKUP_SOURCES__NOPE__PRIVATE_KEY", CANARY)
     problems = problems_of(write(tmp_path, GOOD.format(secret="x" * 10)))
-    assert problems == ["SAAS_BACKUP_SOURCES__NOPE__PRIVATE_KEY: no source with that name in the config file"]
+    assert problems == [
+        "SAAS_BACKUP_SOURCES__NOPE__PRIVATE_KEY: no source with that name in the config file"
+    ]
 
 
 BAD_CASES = {
     "not a url": (
-        "sources:\n  - {name: a, type: datto, public_key: p, private_key: SECRET, base_url: nope}\n",
+        "sources:\n"
+        "  - {name: a, type: datto, public_key: p, private_key: SECRET, base_url: nope}\n",
         ["sources[0].base_url: not a URL"],
     ),
     "second source bad url": (
@@ -123,8 +127,7 @@ BAD_CASES = {
         ["sources[0]: private_key (or private_key_file) is required"],
     ),
     "unreadable secret file": (
-        "sources:\n  - {name: a, type: datto, public_key: p,"
-        " private_key_file: /nonexistent/key}\n",
+        "sources:\n  - {name: a, type: datto, public_key: p, private_key_file: /nonexistent/key}\n",
         ["sources[0]: cannot read /nonexistent/key: No such file or directory"],
     ),
     "credentials in the url": (
@@ -171,7 +174,9 @@ def test_missing_file(tmp_path: Path) -> None:
     ]
 
 
-def test_config_check_accepts_a_good_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_check_accepts_a_good_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = write(tmp_path, GOOD.format(secret=CANARY))
     assert main(["--config.file", str(path), "--config.check"]) == 0
     out = capsys.readouterr().out

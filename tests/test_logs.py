@@ -14,7 +14,9 @@ def record(msg: str, *args: object, name: str = "exporter.cache") -> logging.Log
 
 def test_logfmt_quotes_values_that_need_it() -> None:
     line = LogfmtFormatter().format(
-        record("msg=%s source=%s reason=%s took=%.1f", "refresh failed", "datto", 'HTTP "504"', 1.25)
+        record(
+            "msg=%s source=%s reason=%s took=%.1f", "refresh failed", "datto", 'HTTP "504"', 1.25
+        )
     )
     assert line.startswith("ts=")
     assert ' level=warn logger=exporter.cache msg="refresh failed" source=datto ' in line

@@ -11,7 +11,7 @@ import pytest
 
 from exporter.cache import SourceState
 from exporter.config import MetricsConfig
-from exporter.exposition import Exposition, gzip_join, wants_gzip, wants_openmetrics, _Static
+from exporter.exposition import Exposition, _Static, gzip_join, wants_gzip, wants_openmetrics
 from exporter.http import ApiStats
 from exporter.model import ApplicationBackup, Customer, Seat, Snapshot
 from exporter.render import render
@@ -33,16 +33,32 @@ def states() -> list[SourceState]:
     stats.parse_errors = 2
     snapshot = Snapshot(
         customers=(
-            Customer("1002", 'Fabrikam "Schools"', "fabrikam.edu", "google_workspace", "inactive",
-                     seats_used=3, services_active=9, services_recently_backed_up=4,
-                     backup_ratio=0.444),
-            Customer("1001", "Contoso Dental", "contoso.onmicrosoft.com", "microsoft_365", "active",
-                     seats_used=4),
+            Customer(
+                "1002",
+                'Fabrikam "Schools"',
+                "fabrikam.edu",
+                "google_workspace",
+                "inactive",
+                seats_used=3,
+                services_active=9,
+                services_recently_backed_up=4,
+                backup_ratio=0.444,
+            ),
+            Customer(
+                "1001",
+                "Contoso Dental",
+                "contoso.onmicrosoft.com",
+                "microsoft_365",
+                "active",
+                seats_used=4,
+            ),
         ),
         seats=(
             Seat("1001", "s-b", "Bob", "user", "licensed", NOW - 3600, True),
             Seat("1001", "s-a", "Ada", "user", "licensed", None, True),
-            Seat("1001", "s-c", "Reception\\Desk", "shared_mailbox", "paused", NOW - 9 * 86400, True),
+            Seat(
+                "1001", "s-c", "Reception\\Desk", "shared_mailbox", "paused", NOW - 9 * 86400, True
+            ),
             Seat("1001", "s-d", "Drive", "shared_drive", "archived", None, False),
         ),
         applications=(
@@ -52,10 +68,29 @@ def states() -> list[SourceState]:
         customer_errors={"1002": "seats: GET /v1/saas/1002/seats: HTTP 504"},
         oldest_data=NOW - 90,
     )
-    up = SourceState("datto", "datto", stats, generation=3, snapshot=snapshot, up=True,
-                     refreshed=True, last_success=NOW - 60, last_attempt=NOW - 62, duration=1.25)
-    down = SourceState("datto-eu", "datto", ApiStats(), generation=1, up=False, refreshed=True,
-                       last_attempt=NOW - 5, duration=0.5, error="HTTP 401")
+    up = SourceState(
+        "datto",
+        "datto",
+        stats,
+        generation=3,
+        snapshot=snapshot,
+        up=True,
+        refreshed=True,
+        last_success=NOW - 60,
+        last_attempt=NOW - 62,
+        duration=1.25,
+    )
+    down = SourceState(
+        "datto-eu",
+        "datto",
+        ApiStats(),
+        generation=1,
+        up=False,
+        refreshed=True,
+        last_attempt=NOW - 5,
+        duration=0.5,
+        error="HTTP 401",
+    )
     return [up, down]
 
 
@@ -95,7 +130,9 @@ def test_golden_files_pass_promtool() -> None:
 
 def test_capping_keeps_the_oldest_licensed_seats() -> None:
     body = render(states(), MetricsConfig(max_seat_series=2), NOW).decode()
-    assert 'saas_backup_seat_info{customer_id="1001",seat_id="s-a"' in body.replace("source=\"datto\",", "")
+    assert 'saas_backup_seat_info{customer_id="1001",seat_id="s-a"' in body.replace(
+        'source="datto",', ""
+    )
     assert 'seat_id="s-b"' in body
     assert 'seat_id="s-c"' not in body
     assert 'saas_backup_seat_series_dropped{source="datto"} 2.0' in body
@@ -106,7 +143,8 @@ def test_gzip_join_is_one_valid_member() -> None:
     tail = b"tail 1.0\n"
     joined = gzip_join(static, tail)
     assert gzip.decompress(joined) == static.body + tail
-    assert gzip_join(static, b"") and gzip.decompress(gzip_join(static, b"")) == static.body
+    assert gzip_join(static, b"")
+    assert gzip.decompress(gzip_join(static, b"")) == static.body
 
 
 @pytest.mark.parametrize(
@@ -135,5 +173,5 @@ def test_exposition_renders_once_per_generation() -> None:
     first = exposition.body(states(), NOW, openmetrics=False, gzip=False)
     second = exposition.body(states(), NOW + 10, openmetrics=False, gzip=True)
     assert exposition.renders == 1
-    assert b"saas_backup_cache_age_seconds{source=\"datto\"} 90.0" in first.content
-    assert b"saas_backup_cache_age_seconds{source=\"datto\"} 100.0" in gzip.decompress(second.content)
+    assert b'saas_backup_cache_age_seconds{source="datto"} 90.0' in first.content
+    assert b'saas_backup_cache_age_seconds{source="datto"} 100.0' in gzip.decompress(second.content)

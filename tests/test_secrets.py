@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -23,16 +24,14 @@ PUBLIC = "public-key-1"
 @pytest.fixture
 def captured_logs() -> Iterator[io.StringIO]:
     stream = io.StringIO()
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
     logs.setup("debug", "logfmt", stream=stream)
     # Even the HTTP libraries' own debug logs must not carry the key.
     logging.getLogger("httpx").setLevel(logging.DEBUG)
     logging.getLogger("httpcore").setLevel(logging.DEBUG)
-    try:
-        yield stream
-    finally:
-        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+    yield stream
+    # The root logger itself is restored by conftest's autouse fixture.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 def forms_of_the_secret() -> list[str]:
@@ -41,7 +40,9 @@ def forms_of_the_secret() -> list[str]:
 
 
 def test_canary_private_key_never_leaks(captured_logs: io.StringIO) -> None:
-    sim = Simulator(customers=3, seats_per_customer=5, seed=4, public_key=PUBLIC, private_key=CANARY)
+    sim = Simulator(
+        customers=3, seats_per_customer=5, seed=4, public_key=PUBLIC, private_key=CANARY
+    )
     seen: list[str] = []
     with ServerThread(sim.app()) as sim_server:
         config = build_config(
@@ -67,8 +68,6 @@ def test_canary_private_key_never_leaks(captured_logs: io.StringIO) -> None:
             ]
             for fault in faults:
                 sim.set_faults(fault)
-                import time
-
                 time.sleep(0.25)
                 for path in ("/metrics", "/", "/-/ready", "/-/healthy"):
                     response = httpx.get(

@@ -1,0 +1,85 @@
+"""Faults the simulator can inject: ``KIND@ROUTE[?key=value&...]``.
+
+``504@seats?min_seats=40``, ``429@domains?retry_after=2&times=1``, ``hang@*``,
+``slow@applications?delay_ms=500``, ``malformed@seats?customer=1003``, ``401@*``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import parse_qsl
+
+KINDS: Final = ("401", "429", "500", "504", "malformed", "slow", "hang")
+ROUTES: Final = ("domains", "seats", "applications", "*")
+HANG_MS: Final = 3_600_000.0
+
+_lock = threading.Lock()
+
+
+@dataclass
+class Fault:
+    kind: str
+    route: str
+    customer: str | None = None
+    min_seats: int | None = None
+    times: int | None = None
+    retry_after: float = 1.0
+    delay_ms: float = 2000.0
+
+    def matches(self, route: str, customer: str | None, seats: int | None) -> bool:
+        if self.route not in ("*", route):
+            return False
+        if self.customer is not None and self.customer != customer:
+            return False
+        if self.min_seats is not None and (seats is None or seats <= self.min_seats):
+            return False
+        return self.times is None or self.times > 0
+
+    def consume(self) -> None:
+        if self.times is not None:
+            self.times -= 1
+
+
+def first_match(
+    faults: list[Fault], route: str, customer: str | None, seats: int | None
+) -> Fault | None:
+    """The first fault that applies, consuming one of its ``times``."""
+    with _lock:
+        for fault in faults:
+            if fault.matches(route, customer, seats):
+                fault.consume()
+                return fault
+    return None
+
+
+def parse_fault(spec: str) -> Fault:
+    head, _, query = spec.strip().partition("?")
+    kind, at, route = head.partition("@")
+    if not at:
+        raise ValueError(f"fault {spec!r}: expected KIND@ROUTE, e.g. 504@seats")
+    if kind not in KINDS:
+        raise ValueError(f"fault {spec!r}: unknown kind {kind!r} (one of {', '.join(KINDS)})")
+    if route not in ROUTES:
+        raise ValueError(f"fault {spec!r}: unknown route {route!r} (one of {', '.join(ROUTES)})")
+    fault = Fault(kind, route, delay_ms=HANG_MS if kind == "hang" else 2000.0)
+    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+        try:
+            if key == "customer":
+                fault.customer = value
+            elif key == "min_seats":
+                fault.min_seats = int(value)
+            elif key == "times":
+                fault.times = int(value)
+            elif key == "retry_after":
+                fault.retry_after = float(value)
+            elif key == "delay_ms":
+                fault.delay_ms = float(value)
+            else:
+                raise ValueError(f"fault {spec!r}: unknown key {key!r}")
+        except ValueError as exc:
+            if "unknown key" in str(exc):
+                raise
+            raise ValueError(f"fault {spec!r}: {key}={value!r} is not a number") from None
+    return fault

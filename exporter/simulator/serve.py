@@ -1,0 +1,97 @@
+"""Serving the simulator: on its own from the command line, or beside the exporter in the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+from collections.abc import Callable
+
+import uvicorn
+
+from exporter.simulator.app import Simulator
+from exporter.simulator.faults import parse_fault
+
+
+async def serve(
+    sim: Simulator, host: str, port: int, *, ready: Callable[[str], object] | None = None
+) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound = sock.getsockname()[1]
+    config = uvicorn.Config(
+        sim.app(),
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        # A hanging fault must not hold up shutdown.
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                await task
+                return
+            await asyncio.sleep(0.01)
+        if ready is not None:
+            shown = f"[{host}]" if family == socket.AF_INET6 else host
+            ready(f"http://{shown}:{bound}")
+        await task
+    finally:
+        server.should_exit = True
+        if not task.done():
+            await asyncio.wait([task], timeout=5)
+        sock.close()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", default="127.0.0.1:10050", help="HOST:PORT")
+    parser.add_argument("--customers", type=int, default=12)
+    parser.add_argument("--seats-per-customer", type=int, default=25)
+    parser.add_argument("--latency-ms", type=float, default=0)
+    parser.add_argument(
+        "--faults",
+        nargs="*",
+        default=[],
+        metavar="SPEC",
+        help="e.g. 504@seats?min_seats=40 429@domains?retry_after=2&times=1",
+    )
+    parser.add_argument("--shape", choices=["spec", "live", "mixed"], default="mixed")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--public-key", default="demo-public")
+    parser.add_argument("--private-key", default="demo-private")
+    parser.add_argument("--budget", type=int, default=100_000, help="API budget per hour")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    host, _, port = args.listen.rpartition(":")
+    if not port.isdigit():
+        print(f"--listen {args.listen!r}: expected HOST:PORT")
+        return 2
+    try:
+        faults = [parse_fault(spec) for spec in args.faults]
+    except ValueError as exc:
+        print(str(exc))
+        return 2
+    sim = Simulator(
+        customers=args.customers,
+        seats_per_customer=args.seats_per_customer,
+        seed=args.seed,
+        shape=args.shape,
+        latency_ms=args.latency_ms,
+        faults=faults,
+        public_key=args.public_key,
+        private_key=args.private_key,
+        budget=args.budget,
+    )
+
+    def announce(url: str) -> None:
+        print(f"Datto SaaS Protection simulator: {url}", flush=True)
+        print(f"  public_key: {sim.public_key}  private_key: {sim.private_key}", flush=True)
+
+    asyncio.run(serve(sim, host.strip("[]") or "127.0.0.1", int(port), ready=announce))
+    return 0
