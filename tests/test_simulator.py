@@ -1,0 +1,186 @@
+"""The simulator speaks Datto's protocol: auth, both shapes, paging, budgets and faults."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from exporter.simulator import Simulator, generate_fleet, parse_fault
+from exporter.simulator.fleet import DAY, HOUR
+from tests.conftest import ServerThread
+
+AUTH = ("demo-public", "demo-private")
+
+
+@pytest.fixture
+def sim() -> Simulator:
+    return Simulator(customers=6, seats_per_customer=10, seed=11)
+
+
+@pytest.fixture
+def client(sim: Simulator) -> Iterator[httpx.Client]:
+    with (
+        ServerThread(sim.app()) as server,
+        httpx.Client(base_url=server.url, auth=AUTH, timeout=10) as client,
+    ):
+        yield client
+
+
+def test_basic_auth_is_enforced(client: httpx.Client) -> None:
+    assert client.get("/v1/saas/domains", auth=None).status_code == 401
+    assert client.get("/v1/saas/domains", auth=("demo-public", "wrong")).status_code == 401
+    assert client.get("/v1/saas/domains").status_code == 200
+
+
+def test_live_and_mixed_shapes(sim: Simulator, client: httpx.Client) -> None:
+    domains = client.get("/v1/saas/domains").json()
+    assert isinstance(domains, list)
+    assert isinstance(domains[0]["saasCustomerId"], int)
+    assert {"backupStats", "seatsUsed", "saasCustomerName"} <= set(domains[0])
+    first, second = (str(c.id) for c in sim.fleet.customers[:2])
+    spec_seats = client.get(f"/v1/saas/{first}/seats").json()
+    assert set(spec_seats) == {"seats"}
+    assert {"licenseStatus", "lastBackup", "displayName", "email"} <= set(spec_seats["seats"][0])
+    live_seats = client.get(f"/v1/saas/{second}/seats").json()
+    assert isinstance(live_seats, list)
+    assert {"seatState", "mainId", "billable"} <= set(live_seats[0])
+    assert "lastBackup" not in live_seats[0]
+    assert client.get("/v1/saas/999/seats").status_code == 404
+
+
+def test_spec_shape() -> None:
+    sim = Simulator(customers=2, seats_per_customer=3, seed=1, shape="spec")
+    with ServerThread(sim.app()) as server:
+        body = httpx.get(server.url + "/v1/saas/domains", auth=AUTH).json()
+        assert set(body) == {"domains"}
+        assert body["domains"][0]["saasCustomerId"] == "1001"
+        seats = httpx.get(server.url + "/v1/saas/1002/seats", auth=AUTH).json()
+        assert set(seats) == {"seats"}
+
+
+def test_applications_paging_and_history(sim: Simulator, client: httpx.Client) -> None:
+    customer = sim.fleet.customers[1]
+    path = f"/v1/saas/{customer.id}/applications"
+    first = client.get(path, params={"_perPage": 1}).json()
+    assert first["pagination"]["totalPages"] == len(customer.applications)
+    assert len(first["items"]) == 1
+    last = client.get(path, params={"_perPage": 1, "_page": 4}).json()
+    assert (
+        last["items"][0]["suites"][0]["appTypes"][0]["appType"] == customer.applications[3].app_type
+    )
+    history = first["items"][0]["suites"][0]["appTypes"][0]["backupHistory"]
+    starts = [h["startTime"] for h in history]
+    assert starts == sorted(starts, reverse=True), "index 0 is the newest"
+    assert all(isinstance(t, int) and t > 1e12 for t in starts), "epoch milliseconds"
+    short = client.get(path, params={"daysUntil": 1}).json()
+    assert len(short["items"][0]["suites"][0]["appTypes"][0]["backupHistory"]) < len(history)
+    assert client.get(path, params={"daysUntil": 31}).status_code == 400
+    # Every third customer's envelope comes wrapped in an array, as the live API sometimes does.
+    wrapped = client.get(f"/v1/saas/{sim.fleet.customers[0].id}/applications").json()
+    assert isinstance(wrapped, list)
+    assert "pagination" in wrapped[0]
+
+
+def test_rate_limit_headers_and_budget() -> None:
+    sim = Simulator(customers=1, seats_per_customer=2, seed=1, budget=4)
+    with ServerThread(sim.app()) as server:
+        first = httpx.get(server.url + "/v1/saas/domains", auth=AUTH)
+        second = httpx.get(server.url + "/v1/saas/1001/seats", auth=AUTH)
+        assert int(first.headers["X-API-Limit-Remaining"]) == 3
+        assert int(second.headers["X-API-Limit-Remaining"]) == 0
+        assert second.headers["X-API-Limit-Cost"] == "3"
+        assert int(first.headers["X-API-Limit-Resets"]) > time.time()
+        over = httpx.get(server.url + "/v1/saas/domains", auth=AUTH)
+        assert over.status_code == 429
+        assert 0 < int(over.headers["Retry-After"]) <= 3600
+
+
+@pytest.mark.parametrize(
+    ("spec", "status"),
+    [("401@*", 401), ("429@domains?retry_after=2", 429), ("500@domains", 500), ("504@*", 504)],
+)
+def test_status_faults(sim: Simulator, client: httpx.Client, spec: str, status: int) -> None:
+    sim.set_faults([parse_fault(spec)])
+    response = client.get("/v1/saas/domains")
+    assert response.status_code == status
+    if status == 429:
+        assert response.headers["Retry-After"] == "2"
+
+
+def test_fault_targets_and_countdown(sim: Simulator, client: httpx.Client) -> None:
+    big = max(sim.fleet.customers, key=lambda c: len(c.seats))
+    small = min(sim.fleet.customers, key=lambda c: len(c.seats))
+    sim.set_faults([parse_fault(f"504@seats?min_seats={len(small.seats)}")])
+    assert client.get(f"/v1/saas/{big.id}/seats").status_code == 504
+    assert client.get(f"/v1/saas/{small.id}/seats").status_code == 200
+    sim.set_faults([parse_fault(f"500@seats?customer={small.id}&times=2")])
+    codes = [client.get(f"/v1/saas/{small.id}/seats").status_code for _ in range(3)]
+    assert codes == [500, 500, 200]
+    assert client.get(f"/v1/saas/{big.id}/seats").status_code == 200
+
+
+def test_malformed_slow_and_hang(sim: Simulator, client: httpx.Client) -> None:
+    sim.set_faults([parse_fault("malformed@domains?times=1")])
+    response = client.get("/v1/saas/domains")
+    assert response.status_code == 200
+    with pytest.raises(ValueError):
+        response.json()
+    sim.set_faults([parse_fault("slow@domains?delay_ms=300")])
+    started = time.monotonic()
+    assert client.get("/v1/saas/domains").status_code == 200
+    assert time.monotonic() - started >= 0.3
+    sim.set_faults([parse_fault("hang@domains")])
+    with pytest.raises(httpx.ReadTimeout):
+        client.get("/v1/saas/domains", timeout=0.5)
+
+
+def test_calls_and_request_log(sim: Simulator, client: httpx.Client) -> None:
+    client.get("/v1/saas/domains")
+    client.get(f"/v1/saas/{sim.fleet.customers[0].id}/seats")
+    client.get("/v1/saas/domains", auth=None)
+    assert sim.calls == {"datto.domains": 2, "datto.seats": 1}
+    assert [r.status for r in sim.requests] == [200, 200, 401]
+    assert "authorization" in sim.requests[0].headers
+    stats = client.get("/_sim/stats").json()
+    assert stats["calls"] == {"datto.domains": 2, "datto.seats": 1}
+    assert client.put("/_sim/faults", json=["504@domains"]).status_code == 200
+    assert client.get("/v1/saas/domains").status_code == 504
+    assert client.put("/_sim/faults", json=["nonsense"]).status_code == 400
+    sim.reset()
+    assert sim.calls.total() == 0
+
+
+def test_fleet_is_deterministic_and_realistic() -> None:
+    fleet = generate_fleet(12, 25, seed=1)
+    assert fleet == generate_fleet(12, 25, seed=1)
+    assert fleet != generate_fleet(12, 25, seed=2)
+    seats = [s for c in fleet.customers for s in c.seats]
+    active = [s for s in seats if s.state == "Active"]
+    recent = [s for s in active if s.backup_age is not None and s.backup_age < 12 * HOUR]
+    assert len(recent) > len(active) / 2, "most seats backed up within hours"
+    assert any(s.backup_age is not None and s.backup_age > 2 * DAY for s in active)
+    assert any(s.backup_age is None for s in active), "licensed but never backed up"
+    assert {"Paused", "Unprotected", "Archived"} <= {s.state for s in seats}
+    assert [c.status for c in fleet.customers].count("inactive") == 1
+    assert any(len(c.seats) > 40 for c in fleet.customers)
+    assert {"SharedMailbox", "User"} <= {s.seat_type for s in seats}
+    newest = {a.history[0].status for c in fleet.customers for a in c.applications}
+    assert {"Success", "Failed", "Partial"} <= newest
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("504", "expected KIND@ROUTE"),
+        ("503@seats", "unknown kind"),
+        ("504@users", "unknown route"),
+        ("504@seats?colour=red", "unknown key"),
+        ("504@seats?times=many", "is not a number"),
+    ],
+)
+def test_bad_fault_specs(spec: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_fault(spec)
