@@ -85,9 +85,39 @@ def test_demo_serves_the_simulated_fleet() -> None:
         assert 'status="inactive"' in body
         landing = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
         assert "<td>up</td>" in landing
+        promtool = require_tool("promtool")
+        lint = subprocess.run(
+            [promtool, "check", "metrics"],
+            input=body,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+        assert lint.stdout + lint.stderr == "", "promtool has lint warnings on the demo's output"
     output = process.stdout.read() if process.stdout else ""
     assert f"http://127.0.0.1:{port}/metrics" in output or f"localhost:{port}/metrics" in output
     assert process.returncode == 0, output
+
+
+def test_simulator_runs_alone() -> None:
+    port = free_port()
+    with running(
+        "simulator",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--customers",
+        "3",
+        "--faults",
+        "504@seats?min_seats=0",
+    ):
+        url = f"http://127.0.0.1:{port}"
+        wait_for(url + "/_sim/stats", "calls")
+        domains = httpx.get(url + "/v1/saas/domains", auth=("demo-public", "demo-private"))
+        assert len(domains.json()) == 3
+        seats = httpx.get(url + "/v1/saas/1001/seats", auth=("demo-public", "demo-private"))
+        assert seats.status_code == 504
 
 
 def test_tls_and_a_client_that_never_handshakes(tmp_path: Path) -> None:
