@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -43,6 +44,18 @@ def _restore_logging() -> Iterator[None]:
     yield
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
+
+
+def promtool_check_metrics(body: str | bytes) -> None:
+    """promtool must accept the exposition without a single lint remark."""
+    promtool = require_tool("promtool")
+    data = body.encode() if isinstance(body, str) else body
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=data, capture_output=True, timeout=60, check=False
+    )
+    remarks = (result.stdout + result.stderr).decode()
+    assert result.returncode == 0, remarks
+    assert remarks == "", f"promtool lint remarks: {remarks}"
 
 
 class ServerThread:

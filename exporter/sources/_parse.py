@@ -22,6 +22,8 @@ from pydantic import (
     WrapValidator,
 )
 
+from exporter.http import ApiStats
+
 logger = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
@@ -30,11 +32,14 @@ M = TypeVar("M", bound=BaseModel)
 class Problems:
     """Collects what could not be parsed, for the parse-error counter and a debug log."""
 
-    def __init__(self) -> None:
+    def __init__(self, stats: ApiStats | None = None) -> None:
         self.count = 0
+        self._stats = stats
 
     def add(self, where: str, what: str) -> None:
         self.count += 1
+        if self._stats is not None:
+            self._stats.parse_errors += 1
         logger.debug("msg=%s where=%s problem=%s", "dropped unparseable value", where, what)
 
 

@@ -274,41 +274,30 @@ class DattoSource:
             return await self._client.get_json(endpoint, path, params)
 
     async def _load_domains(self) -> list[Customer]:
-        problems = Problems()
-        try:
-            return parse_domains(await self._get("domains", "/v1/saas/domains"), problems)
-        finally:
-            self.stats.parse_errors += problems.count
+        body = await self._get("domains", "/v1/saas/domains")
+        return parse_domains(body, Problems(self.stats))
 
     async def _load_seats(self, customer_id: str) -> list[Seat]:
-        problems = Problems()
-        path = f"/v1/saas/{quote(customer_id, safe='')}/seats"
-        try:
-            return parse_seats(await self._get("seats", path), customer_id, problems)
-        finally:
-            self.stats.parse_errors += problems.count
+        body = await self._get("seats", f"/v1/saas/{quote(customer_id, safe='')}/seats")
+        return parse_seats(body, customer_id, Problems(self.stats))
 
     async def _load_applications(self, customer_id: str) -> list[ApplicationBackup]:
-        problems = Problems()
         path = f"/v1/saas/{quote(customer_id, safe='')}/applications"
         items: list[Any] = []
         page = 1
-        try:
-            while True:
-                params: dict[str, str | int] = {
-                    "daysUntil": self._config.applications_days,
-                    "_page": page,
-                    "_perPage": self._config.applications_page_size,
-                }
-                envelopes = _envelopes(await self._get("applications", path, params))
-                for envelope in envelopes:
-                    items.extend(envelope["items"])
-                if page >= min(_total_pages(envelopes), MAX_PAGES):
-                    break
-                page += 1
-            return parse_application_items(items, customer_id, problems)
-        finally:
-            self.stats.parse_errors += problems.count
+        while True:
+            params: dict[str, str | int] = {
+                "daysUntil": self._config.applications_days,
+                "_page": page,
+                "_perPage": self._config.applications_page_size,
+            }
+            envelopes = _envelopes(await self._get("applications", path, params))
+            for envelope in envelopes:
+                items.extend(envelope["items"])
+            if page >= min(_total_pages(envelopes), MAX_PAGES):
+                break
+            page += 1
+        return parse_application_items(items, customer_id, Problems(self.stats))
 
     async def _customer(self, cache: EndpointCache, customer: Customer) -> _CustomerData:
         errors: list[str] = []
