@@ -12,13 +12,14 @@ import logging
 import math
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
 import stamina
+from httpx import USE_CLIENT_DEFAULT
 
 from exporter import __version__
 from exporter.config import RetryConfig
@@ -111,6 +112,96 @@ class RateGate:
             await asyncio.sleep(delay)
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    body: Any
+    headers: httpx.Headers
+    url: str
+    links: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    method: str
+    path: str
+    params: Mapping[str, str | int] | None
+    json: Any
+    data: Mapping[str, str] | None
+    headers: Mapping[str, str] | None
+    authenticated: bool
+    allow_empty: bool
+
+
+def list_items(body: Any, key: str) -> list[Any]:
+    """A bare array, or the first list under ``key``, ``data``, ``items`` or ``results``."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for candidate in (key, "data", "items", "results"):
+            value = body.get(candidate)
+            if isinstance(value, list):
+                return value
+    raise VendorError(f"{key}: unexpected response shape")
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    value: str
+    expires_at: float  # monotonic
+    refresh: str | None = None
+
+
+class TokenCache:
+    """One access token per source, fetched once however many callers find it expired."""
+
+    def __init__(
+        self, fetch: Callable[[Token | None], Awaitable[Token]], margin_seconds: float = 60.0
+    ) -> None:
+        self._fetch = fetch
+        self._margin = margin_seconds
+        self._token: Token | None = None
+        self._lock = asyncio.Lock()
+        self.fetches = 0
+
+    def _valid(self, token: Token | None) -> bool:
+        return token is not None and time.monotonic() < token.expires_at - self._margin
+
+    async def get(self) -> str:
+        if self._valid(self._token):
+            assert self._token is not None
+            return self._token.value
+        async with self._lock:
+            if not self._valid(self._token):
+                self.fetches += 1
+                self._token = await self._fetch(self._token)
+            assert self._token is not None
+            return self._token.value
+
+    def invalidate(self, value: str) -> None:
+        # Only the token that was refused: another caller may have replaced it already.
+        if self._token is not None and self._token.value == value:
+            self._token = Token("", 0.0, self._token.refresh)
+
+
+class BearerAuth(httpx.Auth):
+    """Bearer token; on a 401, one fresh token and one retry, then the 401 stands."""
+
+    def __init__(self, tokens: TokenCache) -> None:
+        self._tokens = tokens
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token = await self._tokens.get()
+        request.headers["Authorization"] = f"Bearer {token}"
+        response = yield request
+        if response.status_code == 401:
+            logger.info("msg=%s path=%s", "token refused, fetching a new one", request.url.path)
+            self._tokens.invalidate(token)
+            request.headers["Authorization"] = f"Bearer {await self._tokens.get()}"
+            yield request
+
+
 class VendorClient:
     def __init__(
         self,
@@ -143,6 +234,24 @@ class VendorClient:
         self, endpoint: str, path: str, params: Mapping[str, str | int] | None = None
     ) -> Any:
         """GET and decode JSON, retrying what is worth retrying."""
+        return (await self.request(endpoint, "GET", path, params=params)).body
+
+    async def request(
+        self,
+        endpoint: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        authenticated: bool = True,
+        allow_empty: bool = False,
+    ) -> Reply:
+        """Send, retry what is worth retrying, decode JSON. ``path`` may be an absolute URL of
+        the same origin (a pagination link)."""
+        call = _Call(method, path, params, json, data, headers, authenticated, allow_empty)
         async for attempt in stamina.retry_context(
             on=self._should_retry,
             attempts=self._retry.attempts,
@@ -152,8 +261,51 @@ class VendorClient:
             wait_jitter=self._retry.jitter_seconds,
         ):
             with attempt:
-                return await self._get_once(endpoint, path, params)
+                return await self._send_once(endpoint, call)
         raise AssertionError("unreachable: stamina re-raises the last error")
+
+    def same_origin(self, url: str) -> bool:
+        target = self._client.base_url.join(url)
+        base = self._client.base_url
+        return (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port)
+
+    async def get_linked(
+        self,
+        endpoint: str,
+        path: str,
+        params: Mapping[str, str | int] | None,
+        *,
+        max_pages: int,
+        items_key: str,
+    ) -> list[Any]:
+        """Follow RFC 8288 ``rel="next"`` links: at most ``max_pages``, never twice to the same
+        page, never to another origin (which would receive our Authorization header)."""
+        items: list[Any] = []
+        seen: set[str] = set()
+        url: str | None = path
+        for _ in range(max_pages):
+            assert url is not None
+            reply = await self.request(endpoint, "GET", url, params=params)
+            items.extend(list_items(reply.body, items_key))
+            seen.add(str(self._client.base_url.join(reply.url)))
+            url = reply.links.get("next")
+            params = None
+            if url is None:
+                return items
+            if not self.same_origin(url):
+                logger.warning(
+                    "msg=%s endpoint=%s", "refused a pagination link to another origin", endpoint
+                )
+                self.stats.parse_errors += 1
+                return items
+            if str(self._client.base_url.join(url)) in seen:
+                logger.warning("msg=%s endpoint=%s", "pagination links form a cycle", endpoint)
+                self.stats.parse_errors += 1
+                return items
+        logger.warning(
+            "msg=%s endpoint=%s pages=%s", "stopped at the page limit", endpoint, max_pages
+        )
+        return items
 
     def _should_retry(self, exc: Exception) -> bool | float:
         if isinstance(exc, RateLimited):
@@ -166,13 +318,20 @@ class VendorClient:
             return True
         return False
 
-    async def _get_once(
-        self, endpoint: str, path: str, params: Mapping[str, str | int] | None
-    ) -> Any:
+    async def _send_once(self, endpoint: str, call: _Call) -> Reply:
         await self._gate.wait()
-        what = f"GET {path}"
+        url = self._client.base_url.join(call.path)
+        what = f"{call.method} {url.path}"
         try:
-            response = await self._client.get(path, params=params)
+            response = await self._client.request(
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.json,
+                data=call.data,
+                headers=call.headers,
+                auth=USE_CLIENT_DEFAULT if call.authenticated else None,
+            )
         except httpx.TimeoutException:
             self.stats.requests[endpoint, "timeout"] += 1
             raise TransientError(f"{what}: timed out") from None
@@ -190,14 +349,22 @@ class VendorClient:
         if code >= 500:
             raise TransientError(f"{what}: HTTP {code}")
         if code == 401:
-            raise VendorError(f"{what}: HTTP 401 (check the API keys)")
+            raise VendorError(f"{what}: HTTP 401 (check the credentials)")
+        if code == 404 and call.allow_empty:
+            return Reply(None, response.headers, str(response.url), {})
         if code >= 300:
             raise VendorError(f"{what}: HTTP {code}")
+        links = {
+            rel: link["url"] for rel, link in response.links.items() if rel and link.get("url")
+        }
+        if call.allow_empty and not response.content.strip():
+            return Reply(None, response.headers, str(response.url), links)
         try:
-            return response.json()
+            body = response.json()
         except ValueError:
             self.stats.parse_errors += 1
             raise VendorError(f"{what}: response is not valid JSON") from None
+        return Reply(body, response.headers, str(response.url), links)
 
     def _record_budget(self, endpoint: str, headers: httpx.Headers) -> None:
         remaining = headers.get("X-API-Limit-Remaining")

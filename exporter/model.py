@@ -13,7 +13,17 @@ from typing import Final
 UNKNOWN: Final = "unknown"
 
 LICENSE_STATES: Final = ("licensed", "paused", "unlicensed", "archived", UNKNOWN)
-BACKUP_STATUSES: Final = ("success", "partial", "failed", "running", UNKNOWN)
+BACKUP_STATUSES: Final = (
+    "success",
+    "partial",
+    "failed",
+    "cancelled",
+    "running",
+    "pending",
+    "paused",
+    UNKNOWN,
+)
+TERMINAL_STATUSES: Final = frozenset({"success", "partial", "failed", "cancelled"})
 CUSTOMER_STATUSES: Final = ("active", "inactive", "suspended", "cancelled", "expired", UNKNOWN)
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -78,9 +88,20 @@ class BackupRun:
 class RestoreJob:
     job_id: str
     customer_id: str
+    kind: str  # restore, download or unknown
     status: str
     started: float | None
     ended: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BackupInstance:
+    """One protected workload (Backupify's backup instance)."""
+
+    customer_id: str
+    instance_id: str
+    name: str
+    definition: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +111,7 @@ class Snapshot:
     customers: tuple[Customer, ...] = ()
     seats: tuple[Seat, ...] = ()
     applications: tuple[ApplicationBackup, ...] = ()
+    instances: tuple[BackupInstance, ...] = ()
     active_backups: tuple[BackupRun, ...] = ()
     finished_backups: tuple[BackupRun, ...] = ()
     restore_jobs: tuple[RestoreJob, ...] = ()
@@ -116,9 +138,19 @@ _BACKUP_STATUS_WORDS: Final = {
     "failure": "failed",
     "error": "failed",
     "errored": "failed",
+    "cancelled": "cancelled",
+    "canceled": "cancelled",
+    "aborted": "cancelled",
     "inprogress": "running",
     "running": "running",
     "started": "running",
+    "active": "running",
+    "pending": "pending",
+    "queued": "pending",
+    "scheduled": "pending",
+    "waiting": "pending",
+    "paused": "paused",
+    "suspended": "paused",
 }
 
 
