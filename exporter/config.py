@@ -15,7 +15,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal, Self
 
 import yaml
 from pydantic import (
@@ -43,6 +43,8 @@ _SOURCE_ENV = re.compile(rf"^{ENV_PREFIX}SOURCES__(?P<source>[^_].*?)__(?P<key>[
 # Per vendor type, the endpoints whose TTL `cache.endpoints` may set.
 ENDPOINTS: Final[Mapping[str, tuple[str, ...]]] = {
     "datto": ("domains", "seats", "applications"),
+    "backupify": ("definitions", "instances", "active_backup", "backups"),
+    "cloudally": ("backup_tasks", "partner_tasks", "restore_status"),
 }
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
@@ -136,6 +138,24 @@ class SourceBase(_Strict):
             raise ValueError("must not contain credentials; use the source's key settings")
         return value
 
+    # Secret settings, each also accepted as `<name>_file`; the required ones must be set.
+    SECRETS: ClassVar[tuple[str, ...]] = ()
+    REQUIRED_SECRETS: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _resolve_secrets(self) -> Self:
+        for name in self.SECRETS:
+            value, path = getattr(self, name), getattr(self, f"{name}_file")
+            if value is not None and path is not None:
+                raise ValueError(f"{name} and {name}_file are mutually exclusive")
+            if path is not None:
+                object.__setattr__(self, name, _read_secret_file(path))
+            elif value is not None and not value.get_secret_value():
+                object.__setattr__(self, name, None)
+            if name in self.REQUIRED_SECRETS and getattr(self, name) is None:
+                raise ValueError(f"{name} (or {name}_file) is required")
+        return self
+
     def secrets(self) -> list[SecretStr]:
         return [v for v in self.__dict__.values() if isinstance(v, SecretStr)]
 
@@ -154,6 +174,9 @@ def _read_secret_file(path: Path) -> SecretStr:
 
 
 class DattoSourceConfig(SourceBase):
+    SECRETS = ("private_key",)
+    REQUIRED_SECRETS = ("private_key",)
+
     type: Literal["datto"]
     base_url: HttpUrl = HttpUrl("https://api.datto.com")
     public_key: Annotated[str, Field(min_length=1)]
@@ -162,18 +185,48 @@ class DattoSourceConfig(SourceBase):
     applications_days: Annotated[int, Field(ge=1, le=30)] = 10
     applications_page_size: Annotated[int, Field(ge=1, le=1000)] = 100
 
-    @model_validator(mode="after")
-    def _resolve_private_key(self) -> DattoSourceConfig:
-        if self.private_key is not None and self.private_key_file is not None:
-            raise ValueError("private_key and private_key_file are mutually exclusive")
-        if self.private_key_file is not None:
-            object.__setattr__(self, "private_key", _read_secret_file(self.private_key_file))
-        if self.private_key is None or not self.private_key.get_secret_value():
-            raise ValueError("private_key (or private_key_file) is required")
-        return self
+
+class BackupifySourceConfig(SourceBase):
+    SECRETS = ("client_secret",)
+    REQUIRED_SECRETS = ("client_secret",)
+
+    type: Literal["backupify"]
+    base_url: HttpUrl = HttpUrl("https://api.backupify.com")
+    client_id: Annotated[str, Field(min_length=1)]
+    client_secret: SecretStr | None = None
+    client_secret_file: Path | None = None
+    scope: str | None = None
+    # Default: every backup definition the credentials can see.
+    backup_definition_ids: list[str] | None = None
+    max_pages: Annotated[int, Field(ge=1, le=1000)] = 50
+    token_margin_seconds: Annotated[float, Field(ge=0)] = 60.0
 
 
-SourceConfig = DattoSourceConfig
+class CloudAllySourceConfig(SourceBase):
+    SECRETS = ("client_secret", "password")
+    REQUIRED_SECRETS = ("client_secret",)
+
+    type: Literal["cloudally"]
+    base_url: HttpUrl = HttpUrl("https://api.cloudally.com")
+    client_id: Annotated[str, Field(min_length=1)]
+    client_secret: SecretStr | None = None
+    client_secret_file: Path | None = None
+    # "body": the spec's {clientId, clientSecret}; "headers": client-id/client-secret headers
+    # with an optional {email, password} body, as a live client does.
+    auth_style: Literal["body", "headers"] = "body"
+    email: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    page_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    max_pages: Annotated[int, Field(ge=1, le=1000)] = 50
+    restore_window_seconds: PositiveSeconds = 7 * 86400.0
+    token_margin_seconds: Annotated[float, Field(ge=0)] = 60.0
+
+
+SourceConfig = Annotated[
+    DattoSourceConfig | BackupifySourceConfig | CloudAllySourceConfig,
+    Field(discriminator="type"),
+]
 
 
 class _EnvWithoutSources(EnvSettingsSource):
@@ -235,7 +288,10 @@ _MESSAGES: Final[Mapping[str, str]] = {
 
 def _location(loc: tuple[int | str, ...]) -> str:
     out = ""
-    for part in loc:
+    for index, part in enumerate(loc):
+        # pydantic puts the union tag into the location: sources.0.datto.base_url
+        if index == 2 and loc[0] == "sources" and part in ENDPOINTS:
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -246,6 +302,11 @@ def _location(loc: tuple[int | str, ...]) -> str:
 def _problems(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors(include_input=False, include_url=False, include_context=False):
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            kinds = ", ".join(ENDPOINTS)
+            word = "unknown type" if err["type"] == "union_tag_invalid" else "required"
+            problems.append(f"{_location(err['loc'])}.type: {word} (one of: {kinds})")
+            continue
         message = _MESSAGES.get(err["type"], err["msg"])
         message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
         problems.append(f"{_location(err['loc'])}: {message}")

@@ -149,6 +149,37 @@ CATALOGUE: Final[dict[str, Spec]] = {
         "Services of the application in its newest backup: active, backed_up, perfect." + CACHED,
         ("source", "customer_id", "application", "state"),
     ),
+    "saas_backup_backup_instance_info": Spec(
+        "gauge",
+        "A backup instance (one protected workload) and its names; always 1." + CACHED,
+        ("source", "customer_id", "instance_id", "instance_name", "definition"),
+    ),
+    "saas_backup_active_backup_start_timestamp_seconds": Spec(
+        "gauge",
+        "Unix time at which a backup still running started; one series per running backup."
+        + CACHED,
+        ("source", "customer_id", "instance_id"),
+    ),
+    "saas_backup_last_backup_end_timestamp_seconds": Spec(
+        "gauge",
+        "Unix time at which the instance's newest finished backup ended." + CACHED,
+        ("source", "customer_id", "instance_id", "status"),
+    ),
+    "saas_backup_restore_jobs": Spec(
+        "gauge",
+        "Restore and download jobs started within the restore window, by status." + CACHED,
+        ("source", "type", "status"),
+    ),
+    "saas_backup_restore_job_start_timestamp_seconds": Spec(
+        "gauge",
+        "Unix time at which a recent restore or download job started." + CACHED,
+        ("source", "customer_id", "job_id", "type", "status"),
+    ),
+    "saas_backup_restore_job_end_timestamp_seconds": Spec(
+        "gauge",
+        "Unix time at which a recent restore or download job ended." + CACHED,
+        ("source", "customer_id", "job_id", "type", "status"),
+    ),
 }
 
 DYNAMIC: Final = frozenset({"saas_backup_cache_age_seconds"})
@@ -248,6 +279,48 @@ def _snapshot_rows(rows: _Rows, source: str, snap: Snapshot, config: MetricsConf
                 rows.add("saas_backup_application_services", value, *labels, state)
 
 
+def _run_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
+    for inst in snap.instances:
+        rows.add(
+            "saas_backup_backup_instance_info",
+            1,
+            source,
+            inst.customer_id,
+            inst.instance_id,
+            inst.name,
+            inst.definition,
+        )
+    for run in snap.active_backups:
+        if run.started is not None:
+            rows.add(
+                "saas_backup_active_backup_start_timestamp_seconds",
+                run.started,
+                source,
+                run.customer_id,
+                run.instance_id,
+            )
+    for run in snap.finished_backups:
+        if run.ended is not None:
+            rows.add(
+                "saas_backup_last_backup_end_timestamp_seconds",
+                run.ended,
+                source,
+                run.customer_id,
+                run.instance_id,
+                run.status,
+            )
+    jobs: Counter[tuple[str, str]] = Counter()
+    for job in snap.restore_jobs:
+        jobs[job.kind, job.status] += 1
+        labels = (source, job.customer_id, job.job_id, job.kind, job.status)
+        if job.started is not None:
+            rows.add("saas_backup_restore_job_start_timestamp_seconds", job.started, *labels)
+        if job.ended is not None:
+            rows.add("saas_backup_restore_job_end_timestamp_seconds", job.ended, *labels)
+    for (kind, status), count in jobs.items():
+        rows.add("saas_backup_restore_jobs", count, source, kind, status)
+
+
 def static_families(states: Sequence[SourceState], config: MetricsConfig) -> list[Metric]:
     rows = _Rows()
     rows.add("saas_backup_exporter_build_info", 1, __version__)
@@ -273,6 +346,7 @@ def static_families(states: Sequence[SourceState], config: MetricsConfig) -> lis
         rows.add("saas_backup_parse_errors", stats.parse_errors, source)
         if state.snapshot is not None:
             _snapshot_rows(rows, source, state.snapshot, config)
+            _run_rows(rows, source, state.snapshot)
     return rows.families()
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from exporter.cli import main
-from exporter.config import ConfigError, load_config
+from exporter.config import Config, ConfigError, DattoSourceConfig, load_config
 
 CANARY = "CANARY-9f2c7e51-private-key"
 
@@ -30,6 +30,12 @@ def write(tmp_path: Path, text: str, name: str = "config.yml") -> Path:
     return path
 
 
+def datto(config: Config) -> DattoSourceConfig:
+    source = config.sources[0]
+    assert isinstance(source, DattoSourceConfig)
+    return source
+
+
 def problems_of(path: Path) -> list[str]:
     with pytest.raises(ConfigError) as info:
         load_config(path)
@@ -38,7 +44,7 @@ def problems_of(path: Path) -> list[str]:
 
 def test_valid_config_has_defaults_and_keeps_the_secret_secret(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD.format(secret=CANARY)))
-    source = config.sources[0]
+    source = datto(config)
     assert str(source.base_url) == "https://api.datto.com/"
     assert source.private_key is not None
     assert source.private_key.get_secret_value() == CANARY
@@ -54,8 +60,9 @@ def test_private_key_file(tmp_path: Path) -> None:
     secret.write_text(CANARY + "\n", encoding="utf-8")
     text = GOOD.replace("private_key: {secret}", f"private_key_file: {secret}")
     config = load_config(write(tmp_path, text))
-    assert config.sources[0].private_key is not None
-    assert config.sources[0].private_key.get_secret_value() == CANARY
+    key = datto(config).private_key
+    assert key is not None
+    assert key.get_secret_value() == CANARY
 
 
 def test_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,9 +74,10 @@ def test_environment_overrides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     text = GOOD.replace("    private_key: {secret}\n", "")
     config = load_config(write(tmp_path, text))
     assert config.cache.ttl_seconds == 42
-    assert config.sources[0].public_key == "pub-from-env"
-    assert config.sources[0].private_key is not None
-    assert config.sources[0].private_key.get_secret_value() == "from-file-secret"
+    source = datto(config)
+    assert source.public_key == "pub-from-env"
+    assert source.private_key is not None
+    assert source.private_key.get_secret_value() == "from-file-secret"
 
 
 def test_environment_override_for_an_unknown_source(
@@ -100,7 +108,7 @@ BAD_CASES = {
     ),
     "unsupported type": (
         "sources:\n  - {name: a, type: dropbox, public_key: p, private_key: SECRET}\n",
-        ["sources[0].type: Input should be 'datto'"],
+        ["sources[0].type: unknown type (one of: datto, backupify, cloudally)"],
     ),
     "no sources": ("cache: {ttl_seconds: 5}\n", ["sources: required"]),
     "negative ttl and unknown endpoint": (
@@ -108,7 +116,7 @@ BAD_CASES = {
         "sources:\n  - {name: a, type: datto, public_key: p, private_key: SECRET}\n",
         [
             "cache.ttl_seconds: Input should be greater than 0",
-            "cache.endpoints: unknown endpoint seatz (known: applications, domains, seats)",
+            "cache.endpoints: unknown endpoint seatz (known: active_backup, applications,",
         ],
     ),
     "duplicate names": (

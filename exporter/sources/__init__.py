@@ -7,10 +7,14 @@ from typing import Any, Final
 
 from exporter.cache import Source
 from exporter.config import SourceConfig
+from exporter.sources.backupify import BackupifySource
+from exporter.sources.cloudally import CloudAllySource
 from exporter.sources.datto import DattoSource
 
 REGISTRY: Final[Mapping[str, Callable[..., Source]]] = {
     "datto": DattoSource,
+    "backupify": BackupifySource,
+    "cloudally": CloudAllySource,
 }
 
 
