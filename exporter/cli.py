@@ -115,7 +115,9 @@ def uvicorn_config(app: Any, listen: str, config: Config, **extra: Any) -> uvico
     )
 
 
-def demo_config(base_url: str, public_key: str, private_key: str) -> Config:
+def demo_config(base_url: str, sim: Simulator) -> Config:
+    common = {"base_url": base_url, "timeout_seconds": 20, "refresh_timeout_seconds": 60}
+    oauth = {"client_id": sim.client_id, "client_secret": sim.client_secret}
     return build_config(
         {
             "cache": {"ttl_seconds": 60},
@@ -123,12 +125,12 @@ def demo_config(base_url: str, public_key: str, private_key: str) -> Config:
                 {
                     "name": "datto",
                     "type": "datto",
-                    "base_url": base_url,
-                    "public_key": public_key,
-                    "private_key": private_key,
-                    "timeout_seconds": 20,
-                    "refresh_timeout_seconds": 60,
-                }
+                    "public_key": sim.public_key,
+                    "private_key": sim.private_key,
+                    **common,
+                },
+                {"name": "backupify", "type": "backupify", **oauth, **common},
+                {"name": "cloudally", "type": "cloudally", **oauth, **common},
             ],
         }
     )
@@ -141,13 +143,13 @@ async def _demo(args: argparse.Namespace) -> int:
     started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     sim_task = asyncio.create_task(serve_simulator(sim, "127.0.0.1", 0, ready=started.set_result))
     base_url = await started
-    config = demo_config(base_url, sim.public_key, sim.private_key)
+    config = demo_config(base_url, sim)
     listen = getattr(args, "listen_address", DEFAULT_LISTEN)
     host, port = parse_listen_address(listen)
     shown = "localhost" if host in {"0.0.0.0", "::", "127.0.0.1"} else host
-    print(f"simulator (Datto API): {base_url}", flush=True)
-    print(f"exporter:              http://{shown}:{port}/", flush=True)
-    print(f"metrics:               http://{shown}:{port}/metrics", flush=True)
+    print(f"simulator (vendor APIs): {base_url}", flush=True)
+    print(f"exporter:                http://{shown}:{port}/", flush=True)
+    print(f"metrics:                 http://{shown}:{port}/metrics", flush=True)
     server = uvicorn.Server(uvicorn_config(build_app(config), listen, config))
     try:
         await server.serve()

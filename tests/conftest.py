@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -103,6 +104,28 @@ class ServerThread:
 def serving(app: Any, **options: Any) -> Iterator[ServerThread]:
     with ServerThread(app, **options) as server:
         yield server
+
+
+def samples(body: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    out = {}
+    for family in text_string_to_metric_families(body):
+        for s in family.samples:
+            out[s.name, frozenset(s.labels.items())] = s.value
+    return out
+
+
+def series(body: str, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
+    found = []
+    for (sample, label_set), value in samples(body).items():
+        if sample == name and all((k, v) in label_set for k, v in labels.items()):
+            found.append((dict(label_set), value))
+    return found
+
+
+def value(body: str, name: str, **labels: str) -> float:
+    matches = series(body, name, **labels)
+    assert len(matches) == 1, (name, labels, matches)
+    return matches[0][1]
 
 
 def datto_source(base_url: str, **overrides: Any) -> dict[str, Any]:

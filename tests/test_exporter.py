@@ -11,12 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import build_app
 from exporter.config import Config, build_config
 from exporter.simulator import Simulator, parse_fault
-from tests.conftest import ServerThread, datto_source, promtool_check_metrics
+from tests.conftest import (
+    ServerThread,
+    datto_source,
+    promtool_check_metrics,
+    series,
+    value,
+)
 
 CUSTOMERS = 6
 SEATS = 12
@@ -34,28 +39,6 @@ class Stack:
         if timeout_header is not None:
             headers["X-Prometheus-Scrape-Timeout-Seconds"] = str(timeout_header)
         return httpx.get(f"{self.exporter.url}/metrics", headers=headers, timeout=30)
-
-
-def samples(body: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    out = {}
-    for family in text_string_to_metric_families(body):
-        for s in family.samples:
-            out[s.name, frozenset(s.labels.items())] = s.value
-    return out
-
-
-def series(body: str, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
-    found = []
-    for (sample, label_set), value in samples(body).items():
-        if sample == name and all((k, v) in label_set for k, v in labels.items()):
-            found.append((dict(label_set), value))
-    return found
-
-
-def value(body: str, name: str, **labels: str) -> float:
-    matches = series(body, name, **labels)
-    assert len(matches) == 1, (name, labels, matches)
-    return matches[0][1]
 
 
 def start_stack(

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 import math
-import secrets
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,14 +17,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from exporter.simulator import datto
+from exporter.simulator import backupify, cloudally, datto
 from exporter.simulator.faults import Fault, first_match, parse_fault
-from exporter.simulator.fleet import SimCustomer, generate_fleet
+from exporter.simulator.fleet import generate_fleet
+from exporter.simulator.routes import VendorRoute, error, respond
+from exporter.simulator.tokens import TokenStore
 
 logger = logging.getLogger(__name__)
 
 Shape = Literal["spec", "live", "mixed"]
-Handler = Callable[[Request, Any, int, float], Awaitable[Any]]
 
 
 @dataclass
@@ -53,9 +51,19 @@ class Simulator:
         public_key: str = "demo-public",
         private_key: str = "demo-private",
         budget: int = 100_000,
+        client_id: str = "demo-client",
+        client_secret: str = "demo-secret",
+        token_ttl: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.fleet = generate_fleet(customers, seats_per_customer, seed)
+        self.start = clock()
+        self.backupify = backupify.generate(seed, max(3, customers // 2), self.start)
+        self.cloudally = cloudally.generate(seed, max(3, customers // 2), self.start)
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.backupify_tokens = TokenStore(token_ttl)
+        self.cloudally_tokens = TokenStore(token_ttl)
         self.shape: Shape = shape
         self.latency_ms = latency_ms
         self.faults: list[Fault] = list(faults)
@@ -75,18 +83,6 @@ class Simulator:
     def set_faults(self, faults: Sequence[Fault]) -> None:
         self.faults = list(faults)
 
-    def _authorized(self, request: Request) -> bool:
-        scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-        return secrets.compare_digest(user, self.public_key) and secrets.compare_digest(
-            password, self.private_key
-        )
-
     def _spend(self, cost: int, now: float) -> tuple[dict[str, str], float | None]:
         """Charge the hourly budget; the headers to send, and a wait if it is exhausted."""
         window = int(now // 3600)
@@ -105,7 +101,7 @@ class Simulator:
         }
         return headers, wait
 
-    def _vendor_route(self, key: str, vendor: str, handler: Handler) -> Callable[..., Any]:
+    def _vendor_route(self, vendor: str, route: VendorRoute) -> Callable[..., Any]:
         async def endpoint(request: Request) -> Response:
             record = RequestRecord(
                 request.method,
@@ -115,36 +111,35 @@ class Simulator:
                 time.monotonic(),
             )
             self.requests.append(record)
-            self.calls[f"{vendor}.{key}"] += 1
-            response = await self._answer(request, key, handler)
+            self.calls[f"{vendor}.{route.key}"] += 1
+            response = await self._answer(request, route)
             record.status = response.status_code
             return response
 
         return endpoint
 
-    async def _answer(self, request: Request, key: str, handler: Handler) -> Response:
+    async def _answer(self, request: Request, route: VendorRoute) -> Response:
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
-        if not self._authorized(request):
-            return datto.error(401, "Unauthorized")
-        customer: SimCustomer | None = None
-        position = -1
-        customer_id = request.path_params.get("customer_id")
-        if customer_id is not None:
-            customer = self.fleet.customer(customer_id)
-            if customer is None:
-                return datto.error(404, "Customer not found")
-            position = self.fleet.customers.index(customer)
+        if route.auth is not None and not route.auth(request):
+            return error(401, "Unauthorized")
+        target = next(iter(request.path_params.values()), None)
         fault = first_match(
-            self.faults, key, customer_id, len(customer.seats) if customer else None
+            self.faults, route.key, target, route.size(request) if route.size else None
         )
         now = self.clock()
-        headers, wait = self._spend(datto.COSTS[key], now)
+        headers: dict[str, str] = {}
+        wait = None
+        if route.cost is not None:
+            headers, wait = self._spend(route.cost, now)
+        request.state.fault = None
         if fault is not None:
             if fault.kind in ("slow", "hang"):
                 await asyncio.sleep(fault.delay_ms / 1000)
+            elif fault.kind in ("link_cycle", "cross_origin"):
+                request.state.fault = fault
             elif fault.kind == "401":
-                return datto.error(401, "Unauthorized")
+                return error(401, "Unauthorized")
             elif fault.kind == "429":
                 headers["Retry-After"] = str(math.ceil(fault.retry_after))
                 return JSONResponse(
@@ -152,7 +147,7 @@ class Simulator:
                 )
             elif fault.kind == "malformed":
                 return Response(
-                    b'{"seats": [{"remoteId": "x",',
+                    b'{"data": [{"id": "x",',
                     200,
                     headers=headers,
                     media_type="application/json",
@@ -168,7 +163,7 @@ class Simulator:
             return JSONResponse(
                 {"code": 429, "message": "API limit exceeded"}, 429, headers=headers
             )
-        response = datto.respond(await handler(request, customer, position, now))
+        response = respond(await route.handler(request, now))
         response.headers.update(headers)
         return response
 
@@ -189,8 +184,13 @@ class Simulator:
 
     def app(self) -> Starlette:
         routes = [
-            Route(path, self._vendor_route(key, "datto", handler), methods=["GET"])
-            for path, key, handler in datto.routes(self)
+            Route(r.path, self._vendor_route(vendor, r), methods=list(r.methods))
+            for vendor, vendor_routes in (
+                ("datto", datto.routes(self)),
+                ("backupify", backupify.routes(self)),
+                ("cloudally", cloudally.routes(self)),
+            )
+            for r in vendor_routes
         ]
         routes += [
             Route("/_sim/stats", self._stats, methods=["GET"]),

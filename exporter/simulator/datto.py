@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
+import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 
 from exporter.simulator.fleet import DAY, SimCustomer
+from exporter.simulator.routes import VendorRoute, error
 
 if TYPE_CHECKING:
     from exporter.simulator.app import Simulator
@@ -25,10 +28,6 @@ SPEC_LICENSE: Final = {
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"code": status, "message": message}, status_code=status)
 
 
 def spec_shaped(sim: Simulator, position: int) -> bool:
@@ -176,26 +175,59 @@ def applications(
     return envelope
 
 
-def routes(sim: Simulator) -> list[tuple[str, str, Any]]:
-    """(path, route key, handler) for the simulator's vendor-route wrapper."""
+def _basic_auth(sim: Simulator, request: Request) -> bool:
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return secrets.compare_digest(user, sim.public_key) and secrets.compare_digest(
+        password, sim.private_key
+    )
 
-    async def list_domains(request: Request, customer: None, position: int, now: float) -> Any:
+
+def routes(sim: Simulator) -> list[VendorRoute]:
+    def customer_of(request: Request) -> tuple[SimCustomer, int] | None:
+        customer = sim.fleet.customer(request.path_params["customer_id"])
+        if customer is None:
+            return None
+        return customer, sim.fleet.customers.index(customer)
+
+    def size(request: Request) -> int | None:
+        found = customer_of(request)
+        return len(found[0].seats) if found else None
+
+    async def list_domains(request: Request, now: float) -> Any:
         return domains(sim, now)
 
-    async def list_seats(request: Request, customer: SimCustomer, position: int, now: float) -> Any:
-        return seats(sim, customer, position, request, now)
+    async def list_seats(request: Request, now: float) -> Any:
+        found = customer_of(request)
+        if found is None:
+            return error(404, "Customer not found")
+        return seats(sim, found[0], found[1], request, now)
 
-    async def list_applications(
-        request: Request, customer: SimCustomer, position: int, now: float
-    ) -> Any:
-        return applications(sim, customer, position, request, now)
+    async def list_applications(request: Request, now: float) -> Any:
+        found = customer_of(request)
+        if found is None:
+            return error(404, "Customer not found")
+        return applications(sim, found[0], found[1], request, now)
+
+    def auth(request: Request) -> bool:
+        return _basic_auth(sim, request)
 
     return [
-        ("/v1/saas/domains", "domains", list_domains),
-        ("/v1/saas/{customer_id}/seats", "seats", list_seats),
-        ("/v1/saas/{customer_id}/applications", "applications", list_applications),
+        VendorRoute("/v1/saas/domains", "domains", list_domains, auth, COSTS["domains"]),
+        VendorRoute(
+            "/v1/saas/{customer_id}/seats", "seats", list_seats, auth, COSTS["seats"], size
+        ),
+        VendorRoute(
+            "/v1/saas/{customer_id}/applications",
+            "applications",
+            list_applications,
+            auth,
+            COSTS["applications"],
+            size,
+        ),
     ]
-
-
-def respond(body: Any) -> Response:
-    return body if isinstance(body, Response) else JSONResponse(body)

@@ -1,5 +1,8 @@
 """Faults the simulator can inject: ``KIND@ROUTE[?key=value&...]``.
 
+``customer`` matches the route's first path parameter (a customer, instance or job id).
+``link_cycle`` and ``cross_origin`` corrupt the ``next`` link of Link-paginated lists.
+
 ``504@seats?min_seats=40``, ``429@domains?retry_after=2&times=1``, ``hang@*``,
 ``slow@applications?delay_ms=500``, ``malformed@seats?customer=1003``, ``401@*``.
 """
@@ -11,8 +14,36 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qsl
 
-KINDS: Final = ("401", "429", "500", "504", "malformed", "slow", "hang")
-ROUTES: Final = ("domains", "seats", "applications", "*")
+KINDS: Final = (
+    "401",
+    "429",
+    "500",
+    "504",
+    "malformed",
+    "slow",
+    "hang",
+    "link_cycle",
+    "cross_origin",
+)
+ROUTES: Final = (
+    # Datto
+    "domains",
+    "seats",
+    "applications",
+    # Backupify v1
+    "token",
+    "definitions",
+    "instances",
+    "backups",
+    "active_backup",
+    # CloudAlly
+    "auth",
+    "refresh",
+    "backup_tasks",
+    "partner_tasks",
+    "restore",
+    "*",
+)
 HANG_MS: Final = 3_600_000.0
 
 _lock = threading.Lock()
@@ -27,6 +58,8 @@ class Fault:
     times: int | None = None
     retry_after: float = 1.0
     delay_ms: float = 2000.0
+    # cross_origin: where the bad `next` link points.
+    origin: str = "http://127.0.0.1:9"
 
     def matches(self, route: str, customer: str | None, seats: int | None) -> bool:
         if self.route not in ("*", route):
@@ -76,6 +109,8 @@ def parse_fault(spec: str) -> Fault:
                 fault.retry_after = float(value)
             elif key == "delay_ms":
                 fault.delay_ms = float(value)
+            elif key == "origin":
+                fault.origin = value
             else:
                 raise ValueError(f"fault {spec!r}: unknown key {key!r}")
         except ValueError as exc:

@@ -64,7 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--public-key", default="demo-public")
     parser.add_argument("--private-key", default="demo-private")
-    parser.add_argument("--budget", type=int, default=100_000, help="API budget per hour")
+    parser.add_argument("--budget", type=int, default=100_000, help="Datto API budget per hour")
+    parser.add_argument("--client-id", default="demo-client", help="Backupify and CloudAlly")
+    parser.add_argument("--client-secret", default="demo-secret", help="Backupify and CloudAlly")
+    parser.add_argument("--token-ttl", type=float, default=3600.0, help="access token lifetime")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -87,11 +90,20 @@ def run_from_args(args: argparse.Namespace) -> int:
         public_key=args.public_key,
         private_key=args.private_key,
         budget=args.budget,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        token_ttl=args.token_ttl,
     )
 
     def announce(url: str) -> None:
-        print(f"Datto SaaS Protection simulator: {url}", flush=True)
-        print(f"  public_key: {sim.public_key}  private_key: {sim.private_key}", flush=True)
+        print(f"vendor API simulator: {url}", flush=True)
+        print(f"  datto:     public_key={sim.public_key} private_key={sim.private_key}", flush=True)
+        print(
+            f"  backupify: client_id={sim.client_id} client_secret={sim.client_secret}", flush=True
+        )
+        print(
+            f"  cloudally: client_id={sim.client_id} client_secret={sim.client_secret}", flush=True
+        )
 
     asyncio.run(serve(sim, host.strip("[]") or "127.0.0.1", int(port), ready=announce))
     return 0
