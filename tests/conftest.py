@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
@@ -126,6 +127,21 @@ def value(body: str, name: str, **labels: str) -> float:
     matches = series(body, name, **labels)
     assert len(matches) == 1, (name, labels, matches)
     return matches[0][1]
+
+
+def wait_for(url: str, predicate: str, timeout: float = 30, **kwargs: Any) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url, timeout=5, **kwargs)
+            if predicate in response.text:
+                return response
+            last = response.text[:200]
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.2)
+    raise AssertionError(f"{url} never showed {predicate!r}: {last!r}")
 
 
 def datto_source(base_url: str, **overrides: Any) -> dict[str, Any]:

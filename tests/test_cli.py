@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from exporter.server import parse_listen_address
-from tests.conftest import IN_CI, promtool_check_metrics, require_tool
+from tests.conftest import IN_CI, promtool_check_metrics, require_tool, wait_for
 
 
 def free_port() -> int:
@@ -45,21 +45,6 @@ def running(*args: str) -> Iterator[subprocess.Popen[str]]:
             process.wait(5)
 
 
-def wait_for(url: str, predicate: str, timeout: float = 30, **kwargs: object) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(url, timeout=5, **kwargs)  # type: ignore[arg-type]
-            if predicate in response.text:
-                return response
-            last = response.text[:200]
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.2)
-    raise AssertionError(f"{url} never showed {predicate!r}: {last!r}")
-
-
 @pytest.mark.parametrize(
     ("address", "expected"),
     [(":10049", ("0.0.0.0", 10049)), ("127.0.0.1:80", ("127.0.0.1", 80)), ("[::]:9", ("::", 9))],
@@ -79,7 +64,12 @@ def test_demo_serves_the_simulated_fleet() -> None:
     with running("demo", "--web.listen-address", f"127.0.0.1:{port}") as process:
         response = wait_for(f"http://127.0.0.1:{port}/metrics", "saas_backup_customer_info{")
         body = response.text
-        assert 'saas_backup_up{source="datto"} 1.0' in body
+        for source in ("datto", "backupify", "cloudally"):
+            assert f'saas_backup_up{{source="{source}"}} 1.0' in body
+        assert "saas_backup_active_backup_start_timestamp_seconds{" in body
+        assert "saas_backup_last_backup_end_timestamp_seconds{" in body
+        assert 'saas_backup_restore_jobs{source="cloudally",status="failed",type="restore"}' in body
+        assert "saas_backup_restore_job_start_timestamp_seconds{" in body
         assert "saas_backup_seat_last_backup_timestamp_seconds{" in body
         assert "saas_backup_application_last_backup_timestamp_seconds{" in body
         assert 'status="inactive"' in body

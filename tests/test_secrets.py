@@ -18,7 +18,10 @@ from exporter.simulator import Simulator, parse_fault
 from tests.conftest import ServerThread, datto_source
 
 CANARY = "CANARY-3b1f9c0d-do-not-leak"
+CLIENT_CANARY = "CANARY-client-secret-77e1"
+PASSWORD_CANARY = "CANARY-password-52aa"
 PUBLIC = "public-key-1"
+CLIENT = "client-1"
 
 
 @pytest.fixture
@@ -34,14 +37,26 @@ def captured_logs() -> Iterator[io.StringIO]:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
-def forms_of_the_secret() -> list[str]:
+def forms_of_the_secret(sim: Simulator) -> list[str]:
     basic = base64.b64encode(f"{PUBLIC}:{CANARY}".encode()).decode()
-    return [CANARY, basic, CANARY.lower()]
+    # The access and refresh tokens the simulator handed out are secrets too.
+    tokens = [
+        *sim.backupify_tokens.issued_values(),
+        *sim.cloudally_tokens.issued_values(),
+    ]
+    return [CANARY, basic, CANARY.lower(), CLIENT_CANARY, PASSWORD_CANARY, *tokens]
 
 
 def test_canary_private_key_never_leaks(captured_logs: io.StringIO) -> None:
     sim = Simulator(
-        customers=3, seats_per_customer=5, seed=4, public_key=PUBLIC, private_key=CANARY
+        customers=3,
+        seats_per_customer=5,
+        seed=4,
+        public_key=PUBLIC,
+        private_key=CANARY,
+        client_id=CLIENT,
+        client_secret=CLIENT_CANARY,
+        token_ttl=0.5,
     )
     seen: list[str] = []
     with ServerThread(sim.app()) as sim_server:
@@ -53,6 +68,25 @@ def test_canary_private_key_never_leaks(captured_logs: io.StringIO) -> None:
                     datto_source(
                         sim_server.url, name="wrong", public_key=PUBLIC, private_key=CANARY + "x"
                     ),
+                    {
+                        "name": "backupify",
+                        "type": "backupify",
+                        "base_url": sim_server.url,
+                        "client_id": CLIENT,
+                        "client_secret": CLIENT_CANARY,
+                        "token_margin_seconds": 0,
+                    },
+                    {
+                        "name": "cloudally",
+                        "type": "cloudally",
+                        "base_url": sim_server.url,
+                        "client_id": CLIENT,
+                        "client_secret": CLIENT_CANARY,
+                        "auth_style": "headers",
+                        "email": "ops@example.com",
+                        "password": PASSWORD_CANARY,
+                        "token_margin_seconds": 0,
+                    },
                 ],
             }
         )
@@ -80,8 +114,13 @@ def test_canary_private_key_never_leaks(captured_logs: io.StringIO) -> None:
     log_text = captured_logs.getvalue()
     assert "refresh" in log_text, "the test must actually capture the exporter's logs"
     assert "HTTP 401" in "\n".join(seen)
+    assert 'saas_backup_up{source="backupify"}' in "\n".join(seen)
+    assert sim.calls["backupify.token"] >= 2, "tokens expired and were fetched again"
+    assert sim.calls["cloudally.refresh"] >= 1, "a refresh token was used"
     everything = log_text + "\n".join(seen)
-    for form in forms_of_the_secret():
+    forms = forms_of_the_secret(sim)
+    assert len(forms) > 8
+    for form in forms:
         assert form not in everything
 
 

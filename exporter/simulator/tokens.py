@@ -14,6 +14,7 @@ class TokenStore:
         self._clock = clock
         self._access: dict[str, float] = {}
         self._refresh: set[str] = set()
+        self._issued_refresh: list[str] = []
         self._lock = threading.Lock()
 
     def issue(self) -> tuple[str, str]:
@@ -21,6 +22,7 @@ class TokenStore:
         with self._lock:
             self._access[access] = self._clock() + self.ttl
             self._refresh.add(refresh)
+            self._issued_refresh.append(refresh)
         return access, refresh
 
     def valid(self, authorization: str | None) -> bool:
@@ -36,6 +38,11 @@ class TokenStore:
                 return False
             self._refresh.discard(refresh)
             return True
+
+    def issued_values(self) -> list[str]:
+        """Every token handed out so far (tests look for them where they must not be)."""
+        with self._lock:
+            return [*self._access, *self._issued_refresh]
 
     def revoke_all(self) -> None:
         with self._lock:
