@@ -143,6 +143,24 @@ BAD_CASES = {
         " base_url: 'https://user:SECRET@api.datto.com'}\n",
         ["sources[0].base_url: must not contain credentials; use the source's key settings"],
     ),
+    "backupify without a secret": (
+        "sources:\n  - {name: b, type: backupify, client_id: c}\n",
+        ["sources[0]: client_secret (or client_secret_file) is required"],
+    ),
+    "cloudally bad auth style": (
+        "sources:\n  - {name: c, type: cloudally, client_id: c, client_secret: SECRET,"
+        " auth_style: cookies}\n",
+        ["sources[0].auth_style: Input should be 'body' or 'headers'"],
+    ),
+    "cloudally both password forms": (
+        "sources:\n  - {name: c, type: cloudally, client_id: c, client_secret: SECRET,"
+        " password: SECRET, password_file: /etc/hostname}\n",
+        ["sources[0]: password and password_file are mutually exclusive"],
+    ),
+    "missing type": (
+        "sources:\n  - {name: c, client_id: c, client_secret: SECRET}\n",
+        ["sources[0].type: required (one of: datto, backupify, cloudally)"],
+    ),
     "not a mapping": ("- SECRET\n", ["the top level must be a mapping of settings"]),
     "yaml syntax": (
         "sources:\n  - name: a\n    private_key: SECRET\n   bad: [\n",
@@ -207,3 +225,22 @@ def test_config_check_via_a_subprocess(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "sources[0].base_url: not a URL" in result.stderr
     assert CANARY not in result.stdout + result.stderr
+
+
+def test_all_three_vendor_types(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(CANARY)
+    monkeypatch.setenv("SAAS_BACKUP_SOURCES__CLOUD_ALLY__PASSWORD_FILE", str(secret))
+    text = f"""
+sources:
+  - {{name: datto, type: datto, public_key: p, private_key: {CANARY}}}
+  - {{name: backupify, type: backupify, client_id: c, client_secret_file: {secret}}}
+  - {{name: cloud-ally, type: cloudally, client_id: c, client_secret: {CANARY},
+      auth_style: headers, email: ops@example.com}}
+"""
+    config = load_config(write(tmp_path, text))
+    assert [s.type for s in config.sources] == ["datto", "backupify", "cloudally"]
+    assert config.secrets() == [CANARY] * 4
+    assert str(config.sources[1].base_url) == "https://api.backupify.com/"
+    assert str(config.sources[2].base_url) == "https://api.cloudally.com/"
+    assert CANARY not in repr(config)

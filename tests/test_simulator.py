@@ -185,3 +185,79 @@ def test_fleet_is_deterministic_and_realistic() -> None:
 def test_bad_fault_specs(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_fault(spec)
+
+
+def test_backupify_tokens_expire_and_lists_carry_link_headers() -> None:
+    sim = Simulator(customers=6, seats_per_customer=2, seed=3, token_ttl=0.3)
+    with ServerThread(sim.app()) as server:
+        base = server.url
+        bad = httpx.post(
+            base + "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "demo-client",
+                "client_secret": "nope",
+            },
+        )
+        assert bad.status_code == 401
+        token = httpx.post(
+            base + "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "demo-client",
+                "client_secret": "demo-secret",
+            },
+        ).json()
+        assert token["token_type"] == "bearer"
+        auth = {"Authorization": f"Bearer {token['access_token']}"}
+        instance = sim.backupify.instances[0].id
+        first = httpx.get(f"{base}/v1/backup_instances/{instance}/backups", headers=auth)
+        assert first.status_code == 200
+        assert len(first.json()) == 20
+        assert {"next", "last", "first"} <= set(first.links)
+        last = httpx.get(first.links["last"]["url"], headers=auth).json()
+        ids = [b["id"] for b in first.json() + last]
+        assert ids == sorted(ids), "ascending by id"
+        active = httpx.get(f"{base}/v1/backup_instances/{instance}/backups/active", headers=auth)
+        assert active.json()["status"] == "running"
+        assert httpx.get(f"{base}/v1/backup_definitions").status_code == 401
+        time.sleep(0.35)
+        assert httpx.get(f"{base}/v1/backup_definitions", headers=auth).status_code == 401
+
+
+def test_cloudally_refresh_tokens_work_once_and_jobs_progress() -> None:
+    sim = Simulator(customers=4, seats_per_customer=2, seed=3)
+    with ServerThread(sim.app()) as server:
+        base = server.url
+        spec = httpx.post(
+            base + "/auth/partner", json={"clientId": "demo-client", "clientSecret": "demo-secret"}
+        ).json()
+        live = httpx.post(
+            base + "/auth/partner",
+            json={"email": "a@b.c", "password": "x"},
+            headers={"client-id": "demo-client", "client-secret": "demo-secret"},
+        )
+        assert live.status_code == 200
+        refreshed = httpx.post(base + "/auth/refresh", json={"refreshToken": spec["refreshToken"]})
+        assert refreshed.status_code == 200
+        again = httpx.post(base + "/auth/refresh", json={"refreshToken": spec["refreshToken"]})
+        assert again.status_code == 401, "a refresh token works once"
+        auth = {"Authorization": f"Bearer {refreshed.json()['accessToken']}"}
+        page = httpx.get(base + "/v1/backup-tasks", params={"pageSize": 3}, headers=auth).json()
+        assert len(page["data"]) == 3
+        assert page["nextPageToken"] == "pt-2"
+        rest = httpx.get(
+            base + "/v1/backup-tasks", params={"pageSize": 3, "nextPageToken": "pt-2"}, headers=auth
+        ).json()
+        assert rest["data"][0]["id"] != page["data"][0]["id"]
+        job = sim.cloudally.job("rst-1005")
+        assert job is not None
+        assert job.status(sim.start) == "pending"
+        assert job.status(sim.start + 30) == "in_progress"
+        assert job.status(sim.start + 61) == "success"
+        stuck = sim.cloudally.job("rst-1004")
+        assert stuck is not None
+        assert stuck.status(sim.start + 10**6) == "in_progress"
+        status = httpx.get(base + "/v1/restore/rst-1003", headers=auth).json()
+        assert status["status"] == "failed"
+        assert status["endTime"] is not None
