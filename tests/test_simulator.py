@@ -261,3 +261,21 @@ def test_cloudally_refresh_tokens_work_once_and_jobs_progress() -> None:
         status = httpx.get(base + "/v1/restore/rst-1003", headers=auth).json()
         assert status["status"] == "failed"
         assert status["endTime"] is not None
+
+
+def test_backupify_backups_start_and_finish_as_time_passes() -> None:
+    from exporter.simulator.backupify import PERIOD, backups
+
+    sim = Simulator(customers=6, seats_per_customer=2, seed=3)
+    inst = sim.backupify.instances[2]
+    assert inst.stuck_since is None
+    # Just after a scheduled start the newest backup runs; after its duration it has finished.
+    start = inst.phase + (int((sim.start - inst.phase) // PERIOD) + 1) * PERIOD
+    running = backups(inst, start + 1)[-1]
+    assert running["status" if "status" in running else "state"] == "running"
+    done = backups(inst, start + inst.duration + 1)[-1]
+    assert done["id"] == running["id"]
+    assert done.get("finished_at", done.get("completed_at")) is not None
+    stuck = sim.backupify.instances[0]
+    later = backups(stuck, sim.start + 3 * PERIOD)[-1]
+    assert later["started_at"] == backups(stuck, sim.start)[-1]["started_at"], "never finishes"

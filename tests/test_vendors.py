@@ -285,3 +285,27 @@ def test_cloudally_falls_back_to_login_when_refresh_fails() -> None:
         asyncio.run(scenario())
     assert sim.calls["cloudally.refresh"] == 1
     assert sim.calls["cloudally.auth"] == 2
+
+
+def test_link_pagination_stops_at_the_page_limit(
+    sim_server: tuple[Simulator, ServerThread],
+) -> None:
+    sim, server = sim_server
+    source = BackupifySource(BackupifySourceConfig.model_validate(backupify_source(server.url)))
+    instance = sim.backupify.instances[1].id
+
+    async def scenario() -> list[Any]:
+        try:
+            return await source._client.get_linked(
+                "backups",
+                f"/v1/backup_instances/{instance}/backups",
+                None,
+                max_pages=2,
+                items_key="backups",
+            )
+        finally:
+            await source.aclose()
+
+    items = asyncio.run(scenario())
+    assert len(items) == 40, "two pages of twenty; the third is never asked for"
+    assert sim.calls["backupify.backups"] == 2
