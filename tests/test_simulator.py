@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
 import json
+import re
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from exporter.simulator import Simulator, generate_fleet, parse_fault
 from exporter.simulator.fleet import DAY, HOUR
+from exporter.simulator.serve import add_arguments, run_from_args, serve
 from tests.conftest import ServerThread
 
 AUTH = ("demo-public", "demo-private")
@@ -50,6 +57,49 @@ def test_live_and_mixed_shapes(sim: Simulator, client: httpx.Client) -> None:
     assert {"seatState", "mainId", "billable"} <= set(live_seats[0])
     assert "lastBackup" not in live_seats[0]
     assert client.get("/v1/saas/999/seats").status_code == 404
+
+
+def test_mixed_shape_alternates_by_fleet_position(sim: Simulator, client: httpx.Client) -> None:
+    for position, customer in enumerate(sim.fleet.customers):
+        seats = client.get(f"/v1/saas/{customer.id}/seats").json()
+        assert isinstance(seats, dict if position % 2 == 0 else list), position
+        apps = client.get(f"/v1/saas/{customer.id}/applications").json()
+        assert isinstance(apps, list if position % 3 == 0 else dict), position
+    domains = client.get("/v1/saas/domains").json()
+    for customer, domain in zip(sim.fleet.customers, domains, strict=True):
+        assert domain["saasCustomerId"] == customer.id
+        assert domain["seatsUsed"] == customer.active_seats
+        assert 0 <= domain["backupStats"]["backupPercentage"] <= 100
+
+
+def test_spec_seats_carry_last_backup_and_license_status() -> None:
+    now = 1_780_000_000.0
+    sim = Simulator(customers=3, seats_per_customer=20, seed=4, shape="spec", clock=lambda: now)
+    customer = sim.fleet.customers[0]
+    with ServerThread(sim.app()) as server:
+        body = httpx.get(f"{server.url}/v1/saas/{customer.id}/seats", auth=AUTH).json()
+        users = httpx.get(
+            f"{server.url}/v1/saas/{customer.id}/seats", params={"seatType": "User"}, auth=AUTH
+        ).json()
+    by_id = {s["remoteId"]: s for s in body["seats"]}
+    assert len(by_id) == len(customer.seats)
+    for seat in customer.seats:
+        shown = by_id[seat.remote_id]
+        assert (
+            shown["licenseStatus"]
+            == {
+                "Active": "Licensed",
+                "Unprotected": "Unlicensed",
+                "Paused": "Paused",
+                "Archived": "Archived",
+            }[seat.state]
+        )
+        if seat.backup_age is None:
+            assert shown["lastBackup"] is None
+        else:
+            parsed = datetime.strptime(shown["lastBackup"], "%Y-%m-%dT%H:%M:%SZ")
+            assert abs(parsed.replace(tzinfo=UTC).timestamp() - (now - seat.backup_age)) < 1
+    assert {s["seatType"] for s in users["seats"]} == {"User"}
 
 
 def test_spec_shape() -> None:
@@ -133,9 +183,45 @@ def test_malformed_slow_and_hang(sim: Simulator, client: httpx.Client) -> None:
     started = time.monotonic()
     assert client.get("/v1/saas/domains").status_code == 200
     assert time.monotonic() - started >= 0.3
+    sim.set_faults([parse_fault("hang@domains?delay_ms=200")])
+    with pytest.raises(httpx.ReadTimeout):
+        client.get("/v1/saas/domains", timeout=0.05)
+    started = time.monotonic()
+    assert client.get("/v1/saas/domains").status_code == 200, "a short hang ends"
+    assert time.monotonic() - started >= 0.2
+    # The default hang lasts an hour; the server's shutdown must still cancel it.
     sim.set_faults([parse_fault("hang@domains")])
     with pytest.raises(httpx.ReadTimeout):
-        client.get("/v1/saas/domains", timeout=0.5)
+        client.get("/v1/saas/domains", timeout=0.2)
+
+
+def test_malformed_seats_are_cut_off_mid_document(sim: Simulator, client: httpx.Client) -> None:
+    sim.set_faults([parse_fault(f"malformed@seats?customer={sim.fleet.customers[1].id}")])
+    broken = client.get(f"/v1/saas/{sim.fleet.customers[1].id}/seats")
+    assert broken.status_code == 200
+    assert broken.text.startswith('{"seats": [')
+    with pytest.raises(json.JSONDecodeError):
+        broken.json()
+    assert "X-API-Limit-Remaining" in broken.headers
+    assert client.get(f"/v1/saas/{sim.fleet.customers[0].id}/seats").status_code == 200
+
+
+def test_fault_401_costs_nothing_and_429_counts_down(sim: Simulator, client: httpx.Client) -> None:
+    before = int(client.get("/v1/saas/domains").headers["X-API-Limit-Remaining"])
+    sim.set_faults([parse_fault("401@*?times=1")])
+    rejected = client.get("/v1/saas/domains")
+    assert rejected.status_code == 401
+    assert rejected.json() == {"code": 401, "message": "Unauthorized"}
+    assert "X-API-Limit-Remaining" not in rejected.headers
+    after = int(client.get("/v1/saas/domains").headers["X-API-Limit-Remaining"])
+    assert after == before - 1, "only the successful call was charged"
+    sim.set_faults([parse_fault("429@domains?retry_after=1.2&times=1")])
+    limited = client.get("/v1/saas/domains")
+    assert limited.status_code == 429
+    assert limited.headers["Retry-After"] == "2", "rounded up to whole seconds"
+    assert "X-API-Limit-Resets" in limited.headers
+    assert client.get("/v1/saas/domains").status_code == 200
+    assert sim.calls["datto.domains"] == 5, "faulted calls reached the route too"
 
 
 def test_calls_and_request_log(sim: Simulator, client: httpx.Client) -> None:
@@ -179,12 +265,81 @@ def test_fleet_is_deterministic_and_realistic() -> None:
         ("503@seats", "unknown kind"),
         ("504@users", "unknown route"),
         ("504@seats?colour=red", "unknown key"),
-        ("504@seats?times=many", "is not a number"),
+        ("504@seats?times=many", "times='many' must be a whole number"),
+        ("504@seats?min_seats=-1", "min_seats='-1' must be a whole number"),
+        ("slow@seats?delay_ms=nan", "delay_ms='nan' must be a number"),
+        ("429@seats?retry_after=-2", "retry_after='-2' must be a number"),
+        ("504@seats?times", "'times' is not key=value"),
+        ("504@seats?times=1&times=2", "'times' given twice"),
     ],
 )
 def test_bad_fault_specs(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_fault(spec)
+
+
+def test_fleet_ids_and_mailboxes_are_unique_and_vendor_like() -> None:
+    fleet = generate_fleet(12, 25, seed=1)
+    seats = [s for c in fleet.customers for s in c.seats]
+    assert len({s.remote_id for s in seats}) == len(seats)
+    assert all(
+        re.fullmatch(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", s.remote_id) for s in seats
+    )
+    for customer in fleet.customers:
+        assert len({s.main_id for s in customer.seats}) == len(customer.seats)
+        office = customer.product == "Office365"
+        assert customer.domain.endswith(".onmicrosoft.com") == office
+        assert customer.external_subscription_id.startswith(f"Classic:{customer.product}:")
+        apps = {a.app_type for a in customer.applications}
+        assert apps == (
+            {"Office365Exchange", "OneDrive", "SharePoint", "Teams"}
+            if office
+            else {"Gmail", "GoogleDrive", "GoogleCalendar", "GoogleContacts"}
+        )
+        for app in customer.applications:
+            assert len(app.history) == 10
+            assert all(h.total == len(customer.seats) for h in app.history)
+            assert all(h.perfect <= h.with_backup <= h.active for h in app.history)
+    inactive = next(c for c in fleet.customers if c.status == "inactive")
+    assert min(a.history[0].start_age for a in inactive.applications) > 2 * DAY
+    assert {"Site", "TeamSite", "Team", "SharedDrive"} <= {s.seat_type for s in seats}
+
+
+def test_serve_announces_the_port_it_picked() -> None:
+    sim = Simulator(customers=2, seats_per_customer=2, seed=1)
+    announced: list[str] = []
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(serve(sim, "127.0.0.1", 0, ready=announced.append))
+
+    def run() -> None:
+        # Cancelling serve() is how the demo stops it.
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(task)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not announced and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(announced) == 1
+        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*", announced[0])
+        assert httpx.get(announced[0] + "/_sim/stats").json()["calls"] == {}
+    finally:
+        loop.call_soon_threadsafe(task.cancel)
+        thread.join(5)
+    assert not thread.is_alive()
+    loop.close()
+
+
+@pytest.mark.parametrize(
+    "argv", [["--listen", "127.0.0.1"], ["--listen", "127.0.0.1:70000"], ["--faults", "504@x"]]
+)
+def test_cli_rejects_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert run_from_args(parser.parse_args(argv)) == 2
+    assert capsys.readouterr().err
 
 
 def test_backupify_tokens_expire_and_lists_carry_link_headers() -> None:

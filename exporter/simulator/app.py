@@ -10,7 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -26,6 +26,13 @@ from exporter.simulator.tokens import TokenStore
 logger = logging.getLogger(__name__)
 
 Shape = Literal["spec", "live", "mixed"]
+
+# Plausible openings cut off mid-document, so it is the client's JSON parsing that fails.
+MALFORMED: Final = {
+    "domains": b'[{"saasCustomerId": 1001, "saasCustomerName": "Cont',
+    "seats": b'{"seats": [{"remoteId": "x",',
+    "applications": b'{"pagination": {"page": 1, "perPage": 100}, "items": [{"customerId": ',
+}
 
 
 @dataclass
@@ -127,6 +134,9 @@ class Simulator:
         fault = first_match(
             self.faults, route.key, target, route.size(request) if route.size else None
         )
+        # A rejected key costs nothing and reports no budget, as with real bad credentials.
+        if fault is not None and fault.kind == "401":
+            return error(401, "Unauthorized")
         now = self.clock()
         headers: dict[str, str] = {}
         wait = None
@@ -135,11 +145,11 @@ class Simulator:
         request.state.fault = None
         if fault is not None:
             if fault.kind in ("slow", "hang"):
+                # Cancellable: uvicorn cancels it once its graceful shutdown timeout passes.
                 await asyncio.sleep(fault.delay_ms / 1000)
+                now = self.clock()
             elif fault.kind in ("link_cycle", "cross_origin"):
                 request.state.fault = fault
-            elif fault.kind == "401":
-                return error(401, "Unauthorized")
             elif fault.kind == "429":
                 headers["Retry-After"] = str(math.ceil(fault.retry_after))
                 return JSONResponse(
@@ -147,7 +157,7 @@ class Simulator:
                 )
             elif fault.kind == "malformed":
                 return Response(
-                    b'{"data": [{"id": "x",',
+                    MALFORMED.get(route.key, b'{"data": [{"id": "x",'),
                     200,
                     headers=headers,
                     media_type="application/json",

@@ -9,10 +9,11 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 KINDS: Final = (
     "401",
@@ -87,6 +88,23 @@ def first_match(
     return None
 
 
+def _count(spec: str, key: str, value: str) -> int:
+    if not (value.isascii() and value.isdigit()):
+        raise ValueError(f"fault {spec!r}: {key}={value!r} must be a whole number >= 0")
+    return int(value)
+
+
+def _amount(spec: str, key: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    # NaN and infinity would only fail later, inside a request.
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"fault {spec!r}: {key}={value!r} must be a number >= 0")
+    return number
+
+
 def parse_fault(spec: str) -> Fault:
     head, _, query = spec.strip().partition("?")
     kind, at, route = head.partition("@")
@@ -97,24 +115,30 @@ def parse_fault(spec: str) -> Fault:
     if route not in ROUTES:
         raise ValueError(f"fault {spec!r}: unknown route {route!r} (one of {', '.join(ROUTES)})")
     fault = Fault(kind, route, delay_ms=HANG_MS if kind == "hang" else 2000.0)
-    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
-        try:
-            if key == "customer":
-                fault.customer = value
-            elif key == "min_seats":
-                fault.min_seats = int(value)
-            elif key == "times":
-                fault.times = int(value)
-            elif key == "retry_after":
-                fault.retry_after = float(value)
-            elif key == "delay_ms":
-                fault.delay_ms = float(value)
-            elif key == "origin":
-                fault.origin = value
-            else:
-                raise ValueError(f"fault {spec!r}: unknown key {key!r}")
-        except ValueError as exc:
-            if "unknown key" in str(exc):
-                raise
-            raise ValueError(f"fault {spec!r}: {key}={value!r} is not a number") from None
+    seen: set[str] = set()
+    for pair in query.split("&") if query else ():
+        key, eq, value = pair.partition("=")
+        if not eq or not value:
+            raise ValueError(f"fault {spec!r}: {pair!r} is not key=value")
+        if key in seen:
+            raise ValueError(f"fault {spec!r}: {key!r} given twice")
+        seen.add(key)
+        value = unquote_plus(value)
+        if key == "customer":
+            fault.customer = value
+        elif key == "min_seats":
+            fault.min_seats = _count(spec, key, value)
+        elif key == "times":
+            fault.times = _count(spec, key, value)
+        elif key == "retry_after":
+            fault.retry_after = _amount(spec, key, value)
+        elif key == "delay_ms":
+            fault.delay_ms = _amount(spec, key, value)
+        elif key == "origin":
+            fault.origin = value
+        else:
+            raise ValueError(
+                f"fault {spec!r}: unknown key {key!r} "
+                "(one of customer, min_seats, times, retry_after, delay_ms, origin)"
+            )
     return fault

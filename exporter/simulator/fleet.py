@@ -3,7 +3,9 @@ equally realistic whenever it is served."""
 
 from __future__ import annotations
 
+import hashlib
 import random
+import uuid
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -154,6 +156,45 @@ class Fleet:
         return next((c for c in self.customers if str(c.id) == customer_id), None)
 
 
+_SHARED_LABELS: Final = (
+    "Reception",
+    "Sales",
+    "Support",
+    "Accounts",
+    "Info",
+    "Bookings",
+    "Projects",
+    "Marketing",
+    "Operations",
+    "Finance",
+    "Careers",
+    "Front Desk",
+)
+_TYPE_SUFFIX: Final = {
+    "SharedMailbox": "",
+    "Site": " Site",
+    "TeamSite": " Team Site",
+    "Team": " Team",
+    "SharedDrive": " Drive",
+}
+
+
+def _unique(name: str, used: set[str], separator: str = "") -> str:
+    """Two seats of one customer never share a mailbox: the second Ada Lovelace gets a 2."""
+    candidate, number = name, 1
+    while candidate in used:
+        number += 1
+        candidate = f"{name}{separator}{number}"
+    used.add(candidate)
+    return candidate
+
+
+def _remote_id(bits: int, customer_id: int, seat_index: int) -> str:
+    # Hashed rather than drawn from the RNG, so the rest of a seed's fleet stays as it was.
+    digest = hashlib.blake2b(f"{bits}:{customer_id}:{seat_index}".encode(), digest_size=16)
+    return str(uuid.UUID(bytes=digest.digest(), version=4))
+
+
 def _seat_type(rng: random.Random, product: str) -> str:
     roll = rng.random()
     if roll < 0.78:
@@ -229,17 +270,19 @@ def generate_fleet(customers: int, seats_per_customer: int, seed: int) -> Fleet:
         count = max(1, round(seats_per_customer * rng.uniform(0.3, 2.0)))
         if index == 0 and seats_per_customer >= 20:
             count = max(count, 45)  # a customer large enough to draw Datto's /seats 504
+        locals_used: set[str] = set()
+        shared_used: set[str] = set()
         for seat_index in range(count):
             state, age = _seat_state_and_age(rng)
             person = f"{rng.choice(_PEOPLE)} {rng.choice(_SURNAMES)}"
             seat_type = _seat_type(rng, product)
-            local = person.lower().replace(" ", ".").replace("'", "")
             if seat_type != "User":
-                person = f"{seat_type} {seat_index}"
-                local = f"{seat_type.lower()}{seat_index}"
+                label = _SHARED_LABELS[seat_index % len(_SHARED_LABELS)]
+                person = _unique(f"{label}{_TYPE_SUFFIX[seat_type]}", shared_used, " ")
+            local = _unique(person.lower().replace(" ", ".").replace("'", ""), locals_used)
             customer.seats.append(
                 SimSeat(
-                    remote_id=f"{rng.getrandbits(64):016x}-{customer.id}-{seat_index}",
+                    remote_id=_remote_id(rng.getrandbits(64), customer.id, seat_index),
                     name=person,
                     main_id=f"{local}@{customer.domain}",
                     seat_type=seat_type,

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
+import sys
 from collections.abc import Callable
 
 import uvicorn
 
+from exporter.simulator import scenarios
 from exporter.simulator.app import Simulator
 from exporter.simulator.faults import parse_fault
+from exporter.simulator.scenarios import SCENARIOS
 
 
 async def serve(
@@ -18,8 +21,12 @@ async def serve(
 ) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     bound = sock.getsockname()[1]
     config = uvicorn.Config(
         sim.app(),
@@ -40,11 +47,16 @@ async def serve(
         if ready is not None:
             shown = f"[{host}]" if family == socket.AF_INET6 else host
             ready(f"http://{shown}:{bound}")
-        await task
+        # Shielded so that cancelling serve() (how the demo stops it) shuts uvicorn down
+        # gracefully instead of tearing it down mid-request.
+        await asyncio.shield(task)
     finally:
         server.should_exit = True
         if not task.done():
             await asyncio.wait([task], timeout=5)
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task], timeout=1)
         sock.close()
 
 
@@ -62,6 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--shape", choices=["spec", "live", "mixed"], default="mixed")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default="demo",
+        help="demo: a bit of everything; healthy: nothing to alert on; "
+        "incident: stale seats, a failed restore, a 20-hour backup",
+    )
     parser.add_argument("--public-key", default="demo-public")
     parser.add_argument("--private-key", default="demo-private")
     parser.add_argument("--budget", type=int, default=100_000, help="Datto API budget per hour")
@@ -72,13 +91,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     host, _, port = args.listen.rpartition(":")
-    if not port.isdigit():
-        print(f"--listen {args.listen!r}: expected HOST:PORT")
+    if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+        print(f"--listen {args.listen!r}: expected HOST:PORT", file=sys.stderr)
         return 2
+    host = host.strip("[]") or "127.0.0.1"
     try:
         faults = [parse_fault(spec) for spec in args.faults]
     except ValueError as exc:
-        print(str(exc))
+        print(str(exc), file=sys.stderr)
         return 2
     sim = Simulator(
         customers=args.customers,
@@ -95,6 +115,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         token_ttl=args.token_ttl,
     )
 
+    scenarios.apply(sim, args.scenario)
+
     def announce(url: str) -> None:
         print(f"vendor API simulator: {url}", flush=True)
         print(f"  datto:     public_key={sim.public_key} private_key={sim.private_key}", flush=True)
@@ -105,5 +127,12 @@ def run_from_args(args: argparse.Namespace) -> int:
             f"  cloudally: client_id={sim.client_id} client_secret={sim.client_secret}", flush=True
         )
 
-    asyncio.run(serve(sim, host.strip("[]") or "127.0.0.1", int(port), ready=announce))
+    try:
+        asyncio.run(serve(sim, host, int(port), ready=announce))
+    except OSError as exc:
+        print(f"simulator: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        # uvicorn re-raises the SIGINT it caught once it has shut down: Ctrl-C is the way out.
+        pass
     return 0
