@@ -81,3 +81,11 @@ def test_customer_alerts_name_the_customer() -> None:
             assert "saas_backup_customer:info:name" in rule["expr"], rule["alert"]
         if "customer_name" in rule["expr"]:
             assert "$labels.customer_name" in rule["annotations"]["description"], rule["alert"]
+
+
+def test_example_prometheus_config() -> None:
+    result = run(
+        require_tool("promtool"), "check", "config", str(ROOT / "deploy" / "prometheus.yml")
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 1 rule files found" in result.stdout
