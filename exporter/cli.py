@@ -174,6 +174,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # them in its own format; our client logs its retries itself.
     stamina.instrumentation.set_on_retry_hooks([])
 
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        # uvicorn re-raises the Ctrl-C it handled once its server has stopped.
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return asyncio.run(_demo(args))
     if args.command == "simulator":

@@ -22,7 +22,7 @@ import stamina
 from httpx import USE_CLIENT_DEFAULT
 
 from exporter import __version__
-from exporter.config import RetryConfig
+from exporter.config import RetryConfig, SourceBase
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +224,25 @@ class VendorClient:
             headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             follow_redirects=False,
+            transport=transport,
+        )
+
+    @classmethod
+    def for_source(
+        cls,
+        config: SourceBase,
+        *,
+        auth: httpx.Auth | None,
+        stats: ApiStats,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> VendorClient:
+        return cls(
+            base_url=str(config.base_url),
+            retry=config.retry,
+            timeout=config.timeout_seconds,
+            connect_timeout=config.connect_timeout_seconds,
+            auth=auth,
+            stats=stats,
             transport=transport,
         )
 

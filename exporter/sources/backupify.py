@@ -129,14 +129,8 @@ class BackupifySource:
         self._clock = clock
         self._limit = asyncio.Semaphore(config.max_concurrency)
         self.tokens = TokenCache(self._fetch_token, config.token_margin_seconds)
-        self._client = VendorClient(
-            base_url=str(config.base_url),
-            retry=config.retry,
-            timeout=config.timeout_seconds,
-            connect_timeout=config.connect_timeout_seconds,
-            auth=BearerAuth(self.tokens),
-            stats=self.stats,
-            transport=transport,
+        self._client = VendorClient.for_source(
+            config, auth=BearerAuth(self.tokens), stats=self.stats, transport=transport
         )
 
     async def aclose(self) -> None:

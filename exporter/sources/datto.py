@@ -254,11 +254,8 @@ class DattoSource:
         self._config = config
         self._clock = clock
         self._limit = asyncio.Semaphore(config.max_concurrency)
-        self._client = VendorClient(
-            base_url=str(config.base_url),
-            retry=config.retry,
-            timeout=config.timeout_seconds,
-            connect_timeout=config.connect_timeout_seconds,
+        self._client = VendorClient.for_source(
+            config,
             auth=httpx.BasicAuth(config.public_key, config.private_key.get_secret_value()),
             stats=self.stats,
             transport=transport,
