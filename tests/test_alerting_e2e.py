@@ -9,7 +9,6 @@ test's webhook and its group_wait shortened; nothing else changes.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import socket
 import subprocess
@@ -98,8 +97,13 @@ def webhook() -> Iterator[tuple[Webhook, str]]:
 
 
 def shortened_rules(target: Path) -> None:
-    text = re.sub(r"(?m)^(\s+for:) \S+$", rf"\1 {FOR}", RULES.read_text())
-    target.write_text(text)
+    rules = yaml.safe_load(RULES.read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "for" in rule:
+                # Until Prometheus's first scrape `up` is absent: give that alert a margin.
+                rule["for"] = "30s" if rule["alert"] == "SaaSBackupExporterAbsent" else FOR
+    target.write_text(yaml.safe_dump(rules))
 
 
 def alertmanager_config(target: Path, hook: str) -> None:
@@ -114,7 +118,8 @@ def alertmanager_config(target: Path, hook: str) -> None:
 class Stack:
     """Exporter (in-process), Prometheus and Alertmanager (real binaries) on loopback."""
 
-    def __init__(self, sim: Simulator, tmp: Path, hook: str) -> None:
+    def __init__(self, sim: Simulator, tmp: Path, hook: str, scrape_interval: str) -> None:
+        self.scrape_interval = scrape_interval
         self.sim = sim
         self.tmp = tmp
         self.hook = hook
@@ -172,8 +177,8 @@ class Stack:
             yaml.safe_dump(
                 {
                     "global": {
-                        "scrape_interval": "1s",
-                        "scrape_timeout": "1s",
+                        "scrape_interval": self.scrape_interval,
+                        "scrape_timeout": self.scrape_interval,
                         "evaluation_interval": "1s",
                     },
                     "rule_files": [str(self.tmp / "rules.yml")],
@@ -245,8 +250,8 @@ class Stack:
 def stack(tmp_path: Path, webhook: tuple[Webhook, str]) -> Iterator[Any]:
     started: list[Stack] = []
 
-    def make(sim: Simulator, *, monitor: bool = True) -> Stack:
-        stack = Stack(sim, tmp_path, webhook[1]).start()
+    def make(sim: Simulator, *, monitor: bool = True, scrape_interval: str = "1s") -> Stack:
+        stack = Stack(sim, tmp_path, webhook[1], scrape_interval).start()
         started.append(stack)
         return stack.monitor() if monitor else stack
 
@@ -364,10 +369,11 @@ def test_ten_thousand_stale_seats_are_at_most_a_hundred_notifications(
         ]
         stale += len(customer.seats)
     assert stale == 10_000
-    running = stack(sim)
-    running.wait_scraped(timeout=60)
+    # A 10,000-seat scrape takes a while on a busy 2-core machine: give it room.
+    running = stack(sim, scrape_interval="5s")
+    running.wait_scraped(timeout=90)
     hook = webhook[0]
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline and hook.count() < 100:
         time.sleep(0.5)
     settle()
