@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEBIAN_TOOLS := prometheus prometheus-alertmanager
 
-.PHONY: demo test lint tools bench clean
+.PHONY: demo test lint tools bench dashboards clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ lint: $(STAMP)
 
 test: $(STAMP) tools lint
 	$(PY) -m pytest
+
+# The generated JSON is committed; tests/test_dashboards.py fails when it drifts from the code.
+dashboards: $(STAMP)
+	$(PY) dashboards/generate.py
 
 bench: $(STAMP)
 	$(PY) bench/bench_scrape.py

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -162,3 +163,81 @@ def datto_source(base_url: str, **overrides: Any) -> dict[str, Any]:
     }
     source.update(overrides)
     return source
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def binary(*names: str) -> str:
+    """The first of the named Debian binaries installed. Missing: a skip, or under CI a failure."""
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    message = f"none of {names} installed (Debian packages prometheus, prometheus-alertmanager)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+class Prometheus:
+    """A real Prometheus server on loopback, with the given configuration, in a scratch folder."""
+
+    def __init__(self, folder: Path, config: dict[str, Any]) -> None:
+        self.folder = folder
+        self.config = config
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Prometheus:
+        config_file = self.folder / "prometheus.yml"
+        config_file.write_text(yaml.safe_dump(self.config))
+        self.process = subprocess.Popen(
+            [
+                binary("prometheus"),
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={self.folder / 'prom-data'}",
+                f"--web.listen-address={self.url.removeprefix('http://')}",
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def api(self, path: str, **params: str | float) -> dict[str, Any]:
+        """One call of the HTTP API; its JSON reply whether it succeeded or not."""
+        reply: dict[str, Any] = httpx.get(self.url + path, params=params, timeout=30).json()
+        return reply
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        reply = self.api("/api/v1/query", query=expr)
+        assert reply["status"] == "success", (expr, reply)
+        result: list[dict[str, Any]] = reply["data"]["result"]
+        return result
+
+    def wait_for(self, expr: str, predicate: Any, timeout: float = 30) -> None:
+        """Until the instant query's result satisfies the predicate (Prometheus may be starting)."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                last = self.query(expr)
+                if predicate(last):
+                    return
+            except (httpx.HTTPError, ValueError, KeyError, AssertionError) as exc:
+                last = exc
+            time.sleep(0.25)
+        raise AssertionError(f"Prometheus: {expr} never as expected; last: {last!r}")

@@ -9,8 +9,6 @@ test's webhook and its group_wait shortened; nothing else changes.
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -28,31 +26,13 @@ from exporter.app import build_app
 from exporter.config import build_config
 from exporter.simulator import Simulator, parse_fault
 from exporter.simulator.scenarios import heal, make_incident
-from tests.conftest import IN_CI, ServerThread, wait_for
+from tests.conftest import Prometheus, ServerThread, binary, free_port, wait_for
 
 ROOT = Path(__file__).parent.parent
 RULES = ROOT / "alerts" / "saas-backup.rules.yml"
 ALERTMANAGER = ROOT / "deploy" / "alertmanager.yml"
 FOR = "3s"
 GROUP_WAIT = "6s"
-
-
-def binary(*names: str) -> str:
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    message = f"none of {names} installed (Debian packages prometheus, prometheus-alertmanager)"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -125,6 +105,7 @@ class Stack:
         self.hook = hook
         self.processes: list[subprocess.Popen[bytes]] = []
         self.servers: list[ServerThread] = []
+        self.prom: Prometheus | None = None
 
     def start(self) -> Stack:
         sim_server = ServerThread(self.sim.app()).start()
@@ -156,7 +137,7 @@ class Stack:
     def monitor(self) -> Stack:
         """Start Alertmanager and Prometheus, scraping the exporter."""
         exporter = self.exporter
-        am_port, prom_port = free_port(), free_port()
+        am_port = free_port()
         alertmanager_config(self.tmp / "alertmanager.yml", self.hook)
         self.processes.append(
             subprocess.Popen(
@@ -173,43 +154,27 @@ class Stack:
             )
         )
         shortened_rules(self.tmp / "rules.yml")
-        (self.tmp / "prometheus.yml").write_text(
-            yaml.safe_dump(
-                {
-                    "global": {
-                        "scrape_interval": self.scrape_interval,
-                        "scrape_timeout": self.scrape_interval,
-                        "evaluation_interval": "1s",
-                    },
-                    "rule_files": [str(self.tmp / "rules.yml")],
-                    "alerting": {
-                        "alertmanagers": [
-                            {"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}
-                        ]
-                    },
-                    "scrape_configs": [
-                        {
-                            "job_name": "saas-backup",
-                            "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}],
-                        }
-                    ],
-                }
-            )
-        )
-        self.processes.append(
-            subprocess.Popen(
-                [
-                    binary("prometheus"),
-                    f"--config.file={self.tmp / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={self.tmp / 'prom-data'}",
-                    f"--web.listen-address=127.0.0.1:{prom_port}",
-                    "--log.level=warn",
+        self.prom = Prometheus(
+            self.tmp,
+            {
+                "global": {
+                    "scrape_interval": self.scrape_interval,
+                    "scrape_timeout": self.scrape_interval,
+                    "evaluation_interval": "1s",
+                },
+                "rule_files": [str(self.tmp / "rules.yml")],
+                "alerting": {
+                    "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]
+                },
+                "scrape_configs": [
+                    {
+                        "job_name": "saas-backup",
+                        "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}],
+                    }
                 ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        self.prometheus = f"http://127.0.0.1:{prom_port}"
+            },
+        ).start()
+        self.prometheus = self.prom.url
         return self
 
     def prometheus_alerts(self) -> list[dict[str, Any]]:
@@ -235,6 +200,8 @@ class Stack:
         raise AssertionError(f"Prometheus never saw {up} sources up")
 
     def stop(self) -> None:
+        if self.prom is not None:
+            self.prom.stop()
         for process in self.processes:
             process.terminate()
         for process in self.processes:

@@ -1,0 +1,1 @@
+"""Grafana dashboards: generate.py writes the JSON files beside it (`make dashboards`)."""
