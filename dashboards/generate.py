@@ -3,8 +3,9 @@
 Each dashboard takes its Prometheus data source from a `datasource` variable, so the JSON names
 no data source of anyone's. Every selector matches variables with `=~`, so the same query works
 for one value, several, or All (`.*`). Customers are shown by the display name joined from
-saas_backup_customer_info; the join's right-hand side is `topk by (...) (1, ...)` so that a
-customer renamed within Prometheus's lookback still has one series, not two.
+saas_backup_customer_info; the join's right-hand side is `topk by (...) (1, ...)` so that two
+info series for one customer (two exporters that disagree on a name just changed, say) cannot
+break the join with a many-to-many error.
 
 Thresholds follow the alert rules in alerts/saas-backup.rules.yml: a licensed seat is stale after
 24 h and critical after 72 h; a backup running for 12 h is too long.
@@ -65,6 +66,17 @@ STATUS_COLOURS: Final = {
     "running": BLUE,
     "pending": BLUE,
     "paused": ORANGE,
+    "unknown": GREY,
+}
+
+
+# Customer statuses (exporter/model.py); the not-active ones raise SaaSBackupCustomerNotActive.
+CUSTOMER_STATUS_COLOURS: Final = {
+    "active": GREEN,
+    "inactive": ORANGE,
+    "suspended": RED,
+    "cancelled": RED,
+    "expired": RED,
     "unknown": GREY,
 }
 
@@ -219,10 +231,6 @@ class Grid:
         self.panels.append(panel)
         self.x += width
         self.row_height = max(self.row_height, height)
-
-    def newline(self) -> None:
-        if self.x:
-            self.x, self.y, self.row_height = 0, self.y + self.row_height, 0
 
 
 def stat_panel(
@@ -590,7 +598,7 @@ def fleet_overview() -> dict[str, Any]:
                 ),
                 column(
                     "Status",
-                    prop("mappings", text_mappings({"active": GREEN, "unknown": GREY})),
+                    prop("mappings", text_mappings(CUSTOMER_STATUS_COLOURS)),
                 ),
             ],
         ),

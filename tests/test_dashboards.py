@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from dashboards import generate
 from exporter.app import build_app
 from exporter.cli import demo_config
+from exporter.model import BACKUP_STATUSES, CUSTOMER_STATUSES
 from exporter.simulator import Simulator
 from tests.conftest import Prometheus, ServerThread, samples
 
@@ -578,3 +579,8 @@ def test_customer_picker_shows_names_and_keeps_ids() -> None:
     assert matched
     assert matched.group("value") == "1001"
     assert matched.group("text") == "Adatum Accounting · 1001"
+
+
+def test_every_status_the_exporter_emits_has_a_colour() -> None:
+    assert set(generate.STATUS_COLOURS) == set(BACKUP_STATUSES)
+    assert set(generate.CUSTOMER_STATUS_COLOURS) == set(CUSTOMER_STATUSES)
