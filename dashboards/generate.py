@@ -22,7 +22,11 @@ from typing import Any, Final
 
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
-from grafana_foundation_sdk.builders.common import StackingConfig, TableSortByFieldState
+from grafana_foundation_sdk.builders.common import (
+    GraphThresholdsStyleConfig,
+    StackingConfig,
+    TableSortByFieldState,
+)
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as dm
@@ -31,6 +35,7 @@ from grafana_foundation_sdk.models.common import (
     BigValueGraphMode,
     BigValueTextMode,
     GraphDrawStyle,
+    GraphThresholdsStyleMode,
     LineInterpolation,
     StackingMode,
     TableCellDisplayMode,
@@ -43,6 +48,7 @@ TAG: Final = "saas-backup"
 FLEET_UID: Final = "saas-backup-fleet"
 CUSTOMER_UID: Final = "saas-backup-customer"
 HEALTH_UID: Final = "saas-backup-exporter"
+JOB: Final = "saas-backup"  # the scrape job alerts/saas-backup.rules.yml expects
 
 DATASOURCE: Final = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
@@ -95,12 +101,16 @@ FAILED: Final = 'status="failed"'
 LICENSE_STATES: Final = 'license_state=~"$license_state"'
 
 
-def or_zero(expr: str) -> str:
+def or_zero(expr: str, where: str | None = None) -> str:
     """A count that is 0, not "No data", when nothing matches.
 
-    tests/test_dashboards.py strips this exact suffix to prove the query before it finds data.
+    With `where`, 0 only when that finds something: a count the vendor may not report at all
+    stays "No data" rather than claim a healthy 0. tests/test_dashboards.py strips these exact
+    suffixes to prove the query before it finds data.
     """
-    return f"{expr} or vector(0)"
+    if where is None:
+        return f"{expr} or vector(0)"
+    return f"{expr}\nor on () count({where}) * 0"
 
 
 def with_customer_name(expr: str, selector: str, labels: str = "customer_name") -> str:
@@ -315,7 +325,9 @@ def timeseries_panel(
     if stepped:
         panel = panel.line_interpolation(LineInterpolation.STEP_AFTER)
     if thresholds is not None:
-        panel = panel.thresholds(thresholds)
+        panel = panel.thresholds(thresholds).thresholds_style(
+            GraphThresholdsStyleConfig().mode(GraphThresholdsStyleMode.LINE)
+        )
     if min_value is not None:
         panel = panel.min(min_value)
     for target in targets:
@@ -327,13 +339,13 @@ def datasource_variable() -> db.DatasourceVariable:
     return db.DatasourceVariable("datasource").label("Data source").type("prometheus")
 
 
-def source_variable(*, include_all: bool) -> db.QueryVariable:
+def source_variable(*, include_all: bool, within: str = "") -> db.QueryVariable:
     variable = (
         db.QueryVariable("source")
         .label("Source")
         .description("A source configured in the exporter (one vendor account).")
         .datasource(DATASOURCE)
-        .query("label_values(saas_backup_up, source)")
+        .query(f"label_values(saas_backup_up{within}, source)")
         .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(dm.VariableSort.ALPHABETICAL_ASC)
     )
@@ -382,30 +394,35 @@ def finish(dashboard: db.Dashboard, grid: Grid) -> dict[str, Any]:
 
 # --- Fleet overview ----------------------------------------------------------------------------
 
-SEAT_AGE: Final = "time() - saas_backup_seat_last_backup_timestamp_seconds"
+SEAT_TIME: Final = "saas_backup_seat_last_backup_timestamp_seconds"
+SEAT_AGE: Final = f"time() - {SEAT_TIME}"
 BY_CUSTOMER: Final = "on (source, customer_id)"
 
 
 def backed_up_share(s: str) -> str:
     """Backed-up share over the fleet, from seat times where a customer has them.
 
-    Per customer: with per-seat times, (licensed - stale - never) of licensed seats; without
-    (live Datto seats carry none), the vendor's backupStats services. A customer with neither
-    (Backupify v1, CloudAlly) is left out rather than counted as healthy.
+    Per customer: where the vendor reports per-seat backup state (a seat time, or a seat never
+    backed up), (licensed - stale - never) of licensed seats; otherwise (live Datto seats carry
+    none) the vendor's backupStats services. A customer with neither (Backupify v1, CloudAlly) is
+    left out rather than counted as healthy. A customer whose seats were all never backed up has
+    no seat time but is still judged by its seats: 0, not left out.
     """
     licensed = f"sum by (source, customer_id) (saas_backup_seats{sel(s, LICENSED)})"
     stale = f"sum by (source, customer_id) ({SEAT_AGE}{sel(s, LICENSED)} > bool {STALE})"
     never = f"sum by (source, customer_id) (saas_backup_seats_never_backed_up{sel(s, LICENSED)})"
+    timed = f"({stale}\n    or {never})"
     services = "sum by (source, customer_id) (saas_backup_customer_services{%s})"
     recent = services % ", ".join([s, 'state="backed_up_recently"'])
     active = services % ", ".join([s, 'state="active"'])
     seats_ok = (
-        f"({licensed}\n  - {BY_CUSTOMER} {stale}\n  - {BY_CUSTOMER} ({never} or {stale} * 0))"
+        f"({licensed}\n  - {BY_CUSTOMER} ({stale} or {never} * 0)"
+        f"\n  - {BY_CUSTOMER} ({never} or {stale} * 0))"
     )
-    seats_all = f"({licensed}\n  and {BY_CUSTOMER} {stale})"
+    seats_all = f"({licensed}\n  and {BY_CUSTOMER} {timed})"
     return (
-        f"sum(\n  {seats_ok}\n  or ({recent} unless {BY_CUSTOMER} {stale})\n)\n/\n"
-        f"sum(\n  {seats_all}\n  or ({active} unless {BY_CUSTOMER} {stale})\n)"
+        f"sum(\n  {seats_ok}\n  or ({recent}\n    unless {BY_CUSTOMER} {timed})\n)\n/\n"
+        f"sum(\n  {seats_all}\n  or ({active}\n    unless {BY_CUSTOMER} {timed})\n)"
     )
 
 
@@ -461,8 +478,9 @@ def fleet_overview() -> dict[str, Any]:
         (
             stat_panel(
                 "Never backed up",
-                "Licensed seats the vendor reports as never backed up.",
-                query(or_zero(never), instant=True),
+                "Licensed seats the vendor reports as never backed up. No data where no vendor "
+                "reports per-seat backup state.",
+                query(or_zero(never, f"{SEAT_TIME}{sel(s, LICENSED)}"), instant=True),
                 thresholds=PROBLEM_STEPS,
             ),
             3,
@@ -507,6 +525,18 @@ def fleet_overview() -> dict[str, Any]:
         f"  or (time() - saas_backup_last_backup_end_timestamp_seconds{sel(s)})\n"
         ")"
     )
+
+    def newest_runs(selector: str) -> str:
+        return (
+            f"saas_backup_last_backup_end_timestamp_seconds{selector}"
+            f" or saas_backup_application_last_backup_status{selector}"
+        )
+
+    # 0 only for customers whose vendor reports run statuses at all.
+    failed_runs = (
+        f"(\n  count by (source, customer_id) ({newest_runs(sel(s, FAILED))})\n"
+        f"  or {BY_CUSTOMER} count by (source, customer_id) ({newest_runs(sel(s))}) * 0\n)"
+    )
     customer_link = (
         f"/d/{CUSTOMER_UID}/saas-backup-customer-detail?${{__url_time_range}}"
         "&${datasource:queryparam}&var-source=${__data.fields.source}"
@@ -516,7 +546,9 @@ def fleet_overview() -> dict[str, Any]:
         table_panel(
             "Customers by worst backup age",
             "Each customer's oldest last backup, over its licensed seats, applications and "
-            "backup instances. Click a customer for its detail.",
+            "backup instances, whatever that backup's status. Failed backups: applications and "
+            "backup instances whose newest backup failed. Seats never backed up have no age; "
+            "they have their own column. Click a customer for its detail.",
             query(per_customer(worst_age), "A", as_table=True),
             query(
                 per_customer(f"sum by (source, customer_id) (saas_backup_seats{sel(s, LICENSED)})"),
@@ -543,6 +575,7 @@ def fleet_overview() -> dict[str, Any]:
                 "E",
                 as_table=True,
             ),
+            query(per_customer(failed_runs), "F", as_table=True),
             renames={
                 "customer_name": "Customer",
                 "source": "Source",
@@ -553,10 +586,12 @@ def fleet_overview() -> dict[str, Any]:
                 "Value #C": "Stale seats",
                 "Value #D": "Never backed up",
                 "Value #E": "Readable",
+                "Value #F": "Failed backups",
             },
             order=[
                 "customer_name",
                 "Value #A",
+                "Value #F",
                 "Value #C",
                 "Value #D",
                 "Value #B",
@@ -579,6 +614,7 @@ def fleet_overview() -> dict[str, Any]:
                     prop("thresholds", AGE_STEPS.build()),
                     colour_background(),
                 ),
+                column("Failed backups", prop("thresholds", FAILURE_STEPS.build()), colour_text()),
                 column("Stale seats", prop("thresholds", PROBLEM_STEPS.build()), colour_text()),
                 column("Never backed up", prop("thresholds", PROBLEM_STEPS.build()), colour_text()),
                 column(
@@ -599,6 +635,7 @@ def fleet_overview() -> dict[str, Any]:
                 column(
                     "Status",
                     prop("mappings", text_mappings(CUSTOMER_STATUS_COLOURS)),
+                    colour_text(),
                 ),
             ],
         ),
@@ -734,8 +771,12 @@ def customer_detail() -> dict[str, Any]:
     grid.add(
         stat_panel(
             "Never backed up",
-            "Licensed seats the vendor reports as never backed up.",
-            query(or_zero(f"sum(saas_backup_seats_never_backed_up{cl})"), instant=True),
+            "Licensed seats the vendor reports as never backed up. No data where the vendor "
+            "reports no per-seat backup state.",
+            query(
+                or_zero(f"sum(saas_backup_seats_never_backed_up{cl})", f"{SEAT_TIME}{cl}"),
+                instant=True,
+            ),
             thresholds=PROBLEM_STEPS,
         ),
         3,
@@ -802,19 +843,38 @@ def customer_detail() -> dict[str, Any]:
         f"(1, saas_backup_backup_instance_info{c}),\n"
         '    "application", "$1", "instance_name", "(.*)"\n'
         "  )\n"
+        "  or\n"
+        f"  saas_backup_application_last_backup_status{c} * NaN\n"
+        "  unless on (source, customer_id, application)\n"
+        f"  saas_backup_application_last_backup_timestamp_seconds{c}\n"
         ") * 1000"
     )
     grid.add(
         table_panel(
             "Applications",
-            "Each application's (or backup instance's) newest finished backup and its status.",
+            "Each application's (or backup instance's) newest finished backup, and the status "
+            "of its newest backup, which may still be running. Never: no backup has finished.",
             query(applications, as_table=True),
             renames={"application": "Application", "status": "Status", "Value": "Last backup"},
             order=["application", "status", "Value"],
             sort_by="Last backup",
             descending=False,
             columns=[
-                column("Last backup", prop("unit", "dateTimeFromNow")),
+                column(
+                    "Last backup",
+                    prop("unit", "dateTimeFromNow"),
+                    prop(
+                        "mappings",
+                        [
+                            dm.SpecialValueMap(
+                                options=dm.DashboardSpecialValueMapOptions(
+                                    match=dm.SpecialValueMatch.NA_N,
+                                    result=dm.ValueMappingResult(text="never", color=RED, index=0),
+                                )
+                            )
+                        ],
+                    ),
+                ),
                 column(
                     "Status", prop("mappings", text_mappings(STATUS_COLOURS)), colour_background()
                 ),
@@ -904,23 +964,25 @@ def customer_detail() -> dict[str, Any]:
 # --- Exporter health ---------------------------------------------------------------------------
 
 
-def job_variable() -> db.QueryVariable:
+def job_variable() -> db.TextBoxVariable:
+    # Typed, not looked up: an exporter that is down, or never came up, exports no series to
+    # find its job by, and that is when this dashboard is needed.
+    option = dm.VariableOption(selected=True, text=JOB, value=JOB)
     return (
-        db.QueryVariable("job")
+        db.TextBoxVariable("job")
         .label("Job")
-        .description("Prometheus scrape jobs that scrape the exporter.")
-        .datasource(DATASOURCE)
-        .query("label_values(saas_backup_exporter_build_info, job)")
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .multi(True)
-        .include_all(True)
-        .current(dm.VariableOption(selected=True, text=["All"], value=["$__all"]))
+        .description(
+            f"The Prometheus scrape job (a regex) of the exporter; the alert rules expect {JOB}."
+        )
+        .default_value(JOB)
+        .current(option)
+        .options([option])
     )
 
 
 def exporter_health() -> dict[str, Any]:
-    s = sel(SOURCE)
     job = 'job=~"$job"'
+    s = sel(SOURCE, job)
     grid = Grid()
     grid.add(
         stat_panel(
@@ -1084,8 +1146,8 @@ def exporter_health() -> dict[str, Any]:
             "SaaS backup / Exporter health",
             "Is the exporter itself working: per-source refreshes, cache, vendor API use.",
         )
-        .with_variable(source_variable(include_all=True))
         .with_variable(job_variable())
+        .with_variable(source_variable(include_all=True, within=sel('job=~"$job"')))
     )
     return finish(dashboard, grid)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from exporter.app import build_app
 from exporter.cli import demo_config
 from exporter.model import BACKUP_STATUSES, CUSTOMER_STATUSES
 from exporter.simulator import Simulator
-from tests.conftest import Prometheus, ServerThread, samples
+from tests.conftest import Prometheus, ServerThread, require_tool, samples
 
 ROOT = Path(__file__).parent.parent
 FOLDER = ROOT / "dashboards"
@@ -75,7 +76,8 @@ BUILTINS = {
     "__range_s": "300",
 }
 VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
-FALLBACK = " or vector(0)"
+# generate.or_zero's fallbacks: 0 always, or 0 where the vendor reports the thing at all.
+FALLBACK = re.compile(r"(?: or vector\(0\)|\nor on \(\) count\([^\n]+\) \* 0)$")
 
 
 def load(name: str) -> dict[str, Any]:
@@ -93,6 +95,12 @@ def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 
 def variables(dashboard: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {v["name"]: v for v in dashboard["templating"]["list"]}
+
+
+def target_expr(name: str, title: str, ref: str = "A") -> str:
+    panel = next(p for p in panels(load(name)) if p["title"] == title)
+    expr: str = next(t["expr"] for t in panel["targets"] if t["refId"] == ref)
+    return expr
 
 
 # --- the generator and the committed JSON --------------------------------------------------------
@@ -163,6 +171,44 @@ def test_conventions(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(UIDS))
+def test_colours_that_are_set_are_shown(name: str) -> None:
+    """Grafana draws a table column's colours only with a colour cell type, and a time
+    series' thresholds only with a thresholds style: without them the colours are dead config.
+    """
+    for panel in panels(load(name)):
+        title = panel["title"]
+        if panel["type"] == "timeseries" and "thresholds" in panel["fieldConfig"]["defaults"]:
+            style = panel["fieldConfig"]["defaults"]["custom"].get("thresholdsStyle", {})
+            assert style.get("mode", "off") != "off", f"{title}: thresholds set, never drawn"
+        if panel["type"] != "table":
+            continue
+        for override in panel["fieldConfig"]["overrides"]:
+            column = f"{title} / {override['matcher']['options']}"
+            found = {p["id"]: p["value"] for p in override["properties"]}
+            coloured_mapping = any(
+                "color" in result
+                for mapping in found.get("mappings", [])
+                if mapping["type"] == "value"
+                for result in mapping["options"].values()
+            )
+            if "thresholds" in found or coloured_mapping:
+                cell = found.get("custom.cellOptions", {}).get("type", "auto")
+                assert cell.startswith("color-"), f"{column}: colours set, never shown"
+
+
+def test_health_dashboard_job_is_the_one_the_alerts_expect() -> None:
+    """A typed job, so an exporter that is down (no series to look its job up by) still shows."""
+    job = variables(load("exporter-health.json"))["job"]
+    assert job["type"] == "textbox"
+    rules = (ROOT / "alerts" / "saas-backup.rules.yml").read_text()
+    assert f'up{{job="{job["query"]}"}}' in rules
+    assert job["current"]["value"] == job["query"]
+    for panel in panels(load("exporter-health.json")):
+        for target in panel["targets"]:
+            assert 'job=~"$job"' in target["expr"], f"{panel['title']}: ignores the job"
+
+
+@pytest.mark.parametrize("name", sorted(UIDS))
 def test_units_and_thresholds(name: str) -> None:
     for panel in panels(load(name)):
         defaults = panel["fieldConfig"]["defaults"]
@@ -214,6 +260,118 @@ def test_fleet_table_links_each_customer_to_its_detail() -> None:
     organize = next(t for t in table["transformations"] if t["id"] == "organize")
     assert not {"source", "customer_id"} & set(organize["options"]["excludeByName"])
     assert table["options"]["sortBy"] == [{"desc": True, "displayName": "Worst backup age"}]
+
+
+# --- the fleet arithmetic, on a made-up fleet, by promtool ----------------------------------------
+
+
+def seat_labels(source: str, customer: str, state: str) -> str:
+    return f'source="{source}", customer_id="{customer}", seat_type="user", license_state="{state}"'
+
+
+def seat_series(source: str, customer: str, times: list[int], state: str = "licensed") -> list[str]:
+    labels = seat_labels(source, customer, state)
+    return [
+        f'saas_backup_seat_last_backup_timestamp_seconds{{{labels}, seat_id="{i}"}} {t}'
+        for i, t in enumerate(times)
+    ]
+
+
+def count_series(metric: str, source: str, customer: str, n: int, state: str = "licensed") -> str:
+    return f"{metric}{{{seat_labels(source, customer, state)}}} {n}"
+
+
+def services(source: str, customer: str, active: int, recent: int) -> list[str]:
+    labels = f'source="{source}", customer_id="{customer}"'
+    return [
+        f'saas_backup_customer_services{{{labels}, state="active"}} {active}',
+        f'saas_backup_customer_services{{{labels}, state="backed_up_recently"}} {recent}',
+    ]
+
+
+FRESH, OLD = 500, -86000  # at the check's 10m: 100 s and 86,600 s ago
+SEATS, NEVER = "saas_backup_seats", "saas_backup_seats_never_backed_up"
+# Per customer: backed up of counted, and why.
+MADE_UP_FLEET = [
+    # timed/A: 8 of 10 backed up, 2 never; its 50 unlicensed seats count for nothing.
+    count_series(SEATS, "timed", "A", 10),
+    *seat_series("timed", "A", [FRESH] * 8),
+    count_series(NEVER, "timed", "A", 2),
+    count_series(SEATS, "timed", "A", 50, "unlicensed"),
+    *seat_series("timed", "A", [OLD] * 3, "unlicensed"),
+    # timed/B: 0 of 6, every seat never backed up, so no seat time at all.
+    count_series(SEATS, "timed", "B", 6),
+    count_series(NEVER, "timed", "B", 6),
+    # fresh/D: 7 of 8 by its seats; its vendor's service counts are not needed.
+    count_series(SEATS, "fresh", "D", 8),
+    *seat_series("fresh", "D", [FRESH] * 7 + [OLD]),
+    *services("fresh", "D", 100, 100),
+    # datto/C, the live Datto shape: no per-seat state, so its services: 6 of 8.
+    count_series(SEATS, "datto", "C", 40),
+    *services("datto", "C", 8, 6),
+    # backupify/E: seats only, no state of any kind: left out.
+    count_series(SEATS, "backupify", "E", 5),
+]
+
+
+def promtool_instant(exprs: dict[str, Any], series: list[str]) -> dict[str, Any]:
+    """A `promtool test rules` spec: each expression's samples at 10m over `series`, constant."""
+    inputs = []
+    for line in series:
+        name_labels, value = line.rsplit(" ", 1)
+        inputs.append({"series": name_labels, "values": f"{value}x10"})
+    return {
+        "rule_files": [],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": inputs,
+                "promql_expr_test": [
+                    {"expr": expr, "eval_time": "10m", "exp_samples": samples_}
+                    for expr, samples_ in exprs.items()
+                ],
+            }
+        ],
+    }
+
+
+def run_promtool(spec: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "fleet.test.yml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return subprocess.run(
+        [require_tool("promtool"), "test", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.tools
+def test_backed_up_share_and_never_backed_up_on_a_made_up_fleet(tmp_path: Path) -> None:
+    share = target_expr("fleet-overview.json", "Backed up in 24 h")
+    never = target_expr("fleet-overview.json", "Never backed up")
+
+    def on(expr: str, source: str) -> str:
+        return expr.replace("$source", source)
+
+    expected = {
+        # (8 + 0 + 7 + 6) / (10 + 6 + 8 + 8)
+        on(share, ".*"): [{"labels": "{}", "value": 21 / 32}],
+        on(never, ".*"): [{"labels": "{}", "value": 8}],
+        # Seat times and none never backed up: a true 0.
+        on(never, "fresh"): [{"labels": "{}", "value": 0}],
+        # No per-seat state reported: no data, not a healthy-looking 0.
+        on(never, "datto|backupify"): [],
+    }
+    result = run_promtool(promtool_instant(expected, MADE_UP_FLEET), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+    # And the check can fail: customer B left out would read (8 + 7 + 6) / (10 + 8 + 8).
+    wrong = {on(share, ".*"): [{"labels": "{}", "value": 21 / 26}]}
+    result = run_promtool(promtool_instant(wrong, MADE_UP_FLEET), tmp_path)
+    assert result.returncode != 0, result.stdout
 
 
 # --- provisioning --------------------------------------------------------------------------------
@@ -434,7 +592,8 @@ def match_all_values(live: Live, dashboard: dict[str, Any]) -> dict[str, str]:
         if variable["type"] == "query":
             found = resolve_variable(live.prometheus, variable, values)
             assert found, f"variable {name} finds no values for the demo fleet"
-        values[name] = ".*"
+        # A text box holds what was typed: its default, as a dashboard opens.
+        values[name] = variable["query"] if variable["type"] == "textbox" else ".*"
     return values
 
 
@@ -454,9 +613,9 @@ def test_every_query_runs_and_core_panels_have_data(live: Live, name: str) -> No
             continue
         if not outcome.result:
             empty.append(f"{outcome.panel} [{outcome.ref}]")
-        elif outcome.expr.endswith(FALLBACK):
+        elif fallback := FALLBACK.search(outcome.expr):
             # A fallback 0 must not hide a query that finds nothing.
-            bare = outcome.expr.removesuffix(FALLBACK)
+            bare = outcome.expr[: fallback.start()]
             if not live.prometheus.query(bare):
                 empty.append(f"{outcome.panel} [{outcome.ref}] without its fallback")
     assert not empty, f"core panels with no data: {empty}"
@@ -492,7 +651,7 @@ def backed_up_share(exposed: dict[tuple[str, frozenset[tuple[str, str]]], float]
     ok = total = 0.0
     customers_with_services = {(s, c) for (s, c, _) in services}
     for key in set(licensed) | customers_with_services:
-        if key in stale:
+        if key in stale or key in never:
             ok += licensed[key] - stale[key] - never.get(key, 0)
             total += licensed[key]
         elif key in customers_with_services:
@@ -537,6 +696,24 @@ def test_fleet_numbers_agree_with_the_exporter(live: Live) -> None:
     for row in rows:
         assert {"customer_name", "source", "customer_id"} <= set(row["metric"]), row
         assert (row["metric"]["source"], row["metric"]["customer_id"]) in customers
+    # Failed backups: newest runs (applications, backup instances) that failed, per customer;
+    # 0 where runs are reported and none failed, nothing where no run status is reported.
+    failed: dict[tuple[str, str], int] = {}
+    for (metric, label_set), _ in exposed.items():
+        if metric in {
+            "saas_backup_last_backup_end_timestamp_seconds",
+            "saas_backup_application_last_backup_status",
+        }:
+            labels = dict(label_set)
+            key = (labels["source"], labels["customer_id"])
+            failed[key] = failed.get(key, 0) + (labels["status"] == "failed")
+    column = {
+        (row["metric"]["source"], row["metric"]["customer_id"]): float(row["value"][1])
+        for row in instant(outcomes, "Customers by worst backup age", "F")
+    }
+    assert column == {key: n for key, n in failed.items() if key in customers}
+    assert any(column.values()), "the demo fleet has a failed backup"
+    assert 0 in column.values(), "and customers whose newest backups did not fail"
 
 
 @pytest.mark.tools
