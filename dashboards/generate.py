@@ -99,6 +99,7 @@ CUSTOMER: Final = 'customer_id=~"$customer"'
 LICENSED: Final = 'license_state="licensed"'
 FAILED: Final = 'status="failed"'
 LICENSE_STATES: Final = 'license_state=~"$license_state"'
+JOBS: Final = 'job=~"$job"'
 
 
 def or_zero(expr: str, where: str | None = None) -> str:
@@ -174,6 +175,17 @@ UP_MAPPINGS: Final[list[dm.ValueMapping]] = [
             "0": dm.ValueMappingResult(text="DOWN", color=RED, index=0),
             "1": dm.ValueMappingResult(text="UP", color=GREEN, index=1),
         }
+    )
+]
+
+
+# A timestamp that is NaN: nothing has finished yet.
+NEVER_MAPPINGS: Final[list[dm.ValueMapping]] = [
+    dm.SpecialValueMap(
+        options=dm.DashboardSpecialValueMapOptions(
+            match=dm.SpecialValueMatch.NA_N,
+            result=dm.ValueMappingResult(text="never", color=RED, index=0),
+        )
     )
 ]
 
@@ -863,17 +875,7 @@ def customer_detail() -> dict[str, Any]:
                 column(
                     "Last backup",
                     prop("unit", "dateTimeFromNow"),
-                    prop(
-                        "mappings",
-                        [
-                            dm.SpecialValueMap(
-                                options=dm.DashboardSpecialValueMapOptions(
-                                    match=dm.SpecialValueMatch.NA_N,
-                                    result=dm.ValueMappingResult(text="never", color=RED, index=0),
-                                )
-                            )
-                        ],
-                    ),
+                    prop("mappings", NEVER_MAPPINGS),
                 ),
                 column(
                     "Status", prop("mappings", text_mappings(STATUS_COLOURS)), colour_background()
@@ -981,8 +983,7 @@ def job_variable() -> db.TextBoxVariable:
 
 
 def exporter_health() -> dict[str, Any]:
-    job = 'job=~"$job"'
-    s = sel(SOURCE, job)
+    s = sel(SOURCE, JOBS)
     grid = Grid()
     grid.add(
         stat_panel(
@@ -1119,8 +1120,8 @@ def exporter_health() -> dict[str, Any]:
         timeseries_panel(
             "Exporter scrapes",
             "Prometheus's own view: scrape success and duration of each exporter instance.",
-            query(f"up{sel(job)}", "A", legend="{{instance}} up"),
-            query(f"scrape_duration_seconds{sel(job)}", "B", legend="{{instance}} duration (s)"),
+            query(f"up{sel(JOBS)}", "A", legend="{{instance}} up"),
+            query(f"scrape_duration_seconds{sel(JOBS)}", "B", legend="{{instance}} duration (s)"),
             min_value=0,
         ),
         12,
@@ -1130,7 +1131,7 @@ def exporter_health() -> dict[str, Any]:
         table_panel(
             "Exporter instances",
             "Each scraped exporter and its version.",
-            query(f"saas_backup_exporter_build_info{sel(job)}", as_table=True),
+            query(f"saas_backup_exporter_build_info{sel(JOBS)}", as_table=True),
             renames={"instance": "Instance", "job": "Job", "version": "Version"},
             order=["instance", "job", "version"],
             sort_by="Instance",
@@ -1147,7 +1148,7 @@ def exporter_health() -> dict[str, Any]:
             "Is the exporter itself working: per-source refreshes, cache, vendor API use.",
         )
         .with_variable(job_variable())
-        .with_variable(source_variable(include_all=True, within=sel('job=~"$job"')))
+        .with_variable(source_variable(include_all=True, within=sel(JOBS)))
     )
     return finish(dashboard, grid)
 

@@ -61,6 +61,17 @@ def promtool_check_metrics(body: str | bytes) -> None:
     assert remarks == "", f"promtool lint remarks: {remarks}"
 
 
+def promtool_test_rules(path: Path) -> subprocess.CompletedProcess[str]:
+    """`promtool test rules` on a test file; the caller judges the outcome."""
+    return subprocess.run(
+        [require_tool("promtool"), "test", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 class ServerThread:
     """An ASGI app served by uvicorn on 127.0.0.1 in a thread of its own."""
 

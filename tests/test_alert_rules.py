@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import require_tool
+from tests.conftest import promtool_test_rules, require_tool
 
 ROOT = Path(__file__).parent.parent
 RULES = ROOT / "alerts" / "saas-backup.rules.yml"
@@ -39,7 +39,7 @@ def test_promtool_check_rules() -> None:
 
 @pytest.mark.parametrize("path", RULE_TESTS, ids=lambda p: p.name)
 def test_promtool_test_rules(path: Path) -> None:
-    result = run(require_tool("promtool"), "test", "rules", str(path))
+    result = promtool_test_rules(path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 

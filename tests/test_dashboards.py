@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from exporter.app import build_app
 from exporter.cli import demo_config
 from exporter.model import BACKUP_STATUSES, CUSTOMER_STATUSES
 from exporter.simulator import Simulator
-from tests.conftest import Prometheus, ServerThread, require_tool, samples
+from tests.conftest import Prometheus, ServerThread, promtool_test_rules, samples
 
 ROOT = Path(__file__).parent.parent
 FOLDER = ROOT / "dashboards"
@@ -336,18 +335,6 @@ def promtool_instant(exprs: dict[str, Any], series: list[str]) -> dict[str, Any]
     }
 
 
-def run_promtool(spec: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    path = tmp_path / "fleet.test.yml"
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return subprocess.run(
-        [require_tool("promtool"), "test", "rules", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.mark.tools
 def test_backed_up_share_and_never_backed_up_on_a_made_up_fleet(tmp_path: Path) -> None:
     share = target_expr("fleet-overview.json", "Backed up in 24 h")
@@ -365,12 +352,15 @@ def test_backed_up_share_and_never_backed_up_on_a_made_up_fleet(tmp_path: Path) 
         # No per-seat state reported: no data, not a healthy-looking 0.
         on(never, "datto|backupify"): [],
     }
-    result = run_promtool(promtool_instant(expected, MADE_UP_FLEET), tmp_path)
+    path = tmp_path / "fleet.test.yml"
+    path.write_text(yaml.safe_dump(promtool_instant(expected, MADE_UP_FLEET)))
+    result = promtool_test_rules(path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
     # And the check can fail: customer B left out would read (8 + 7 + 6) / (10 + 8 + 8).
     wrong = {on(share, ".*"): [{"labels": "{}", "value": 21 / 26}]}
-    result = run_promtool(promtool_instant(wrong, MADE_UP_FLEET), tmp_path)
+    path.write_text(yaml.safe_dump(promtool_instant(wrong, MADE_UP_FLEET)))
+    result = promtool_test_rules(path)
     assert result.returncode != 0, result.stdout
 
 
