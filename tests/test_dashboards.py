@@ -364,6 +364,37 @@ def test_backed_up_share_and_never_backed_up_on_a_made_up_fleet(tmp_path: Path) 
     assert result.returncode != 0, result.stdout
 
 
+@pytest.mark.tools
+def test_an_application_with_no_finished_backup_is_listed_as_never(tmp_path: Path) -> None:
+    """Its row carries the newest backup's status and a NaN time, which the column shows as
+    "never". (`> bool 0` because promtool cannot expect a NaN: real times compare 1, NaN 0.)"""
+    expr = target_expr("customer-detail.json", "Applications").replace("$source", ".*")
+    expr = expr.replace("$customer", ".*")
+    app = 'source="s", customer_id="1", application'
+    series = [
+        f'saas_backup_application_last_backup_timestamp_seconds{{{app}="mail"}} 500',
+        f'saas_backup_application_last_backup_status{{{app}="mail", status="success"}} 1',
+        f'saas_backup_application_last_backup_status{{{app}="teams", status="running"}} 1',
+    ]
+    expected = [
+        {"labels": f'{{{app}="mail", status="success"}}', "value": 1},
+        {"labels": f'{{{app}="teams", status="running"}}', "value": 0},
+    ]
+    path = tmp_path / "applications.test.yml"
+    path.write_text(yaml.safe_dump(promtool_instant({f"({expr}) > bool 0": expected}, series)))
+    result = promtool_test_rules(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = next(p for p in panels(load("customer-detail.json")) if p["title"] == "Applications")
+    (override,) = [
+        o for o in table["fieldConfig"]["overrides"] if o["matcher"]["options"] == "Last backup"
+    ]
+    mappings = next(p["value"] for p in override["properties"] if p["id"] == "mappings")
+    assert {
+        "type": "special",
+        "options": {"match": "nan", "result": {"color": "red", "index": 0, "text": "never"}},
+    } in mappings
+
+
 # --- provisioning --------------------------------------------------------------------------------
 
 
