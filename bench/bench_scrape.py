@@ -13,11 +13,11 @@ import time
 import tracemalloc
 from collections.abc import Callable
 
-from exporter.cache import SourceState
 from exporter.config import MetricsConfig
 from exporter.exposition import Exposition
 from exporter.http import ApiStats
 from exporter.model import ApplicationBackup, Customer, Seat, Snapshot
+from exporter.refresh import SourceState
 from exporter.render import render
 
 NOW = 1_780_000_000.0

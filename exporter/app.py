@@ -8,29 +8,32 @@ from collections.abc import Callable
 import httpx
 from starlette.applications import Starlette
 
-from exporter.cache import Collector, SourceRunner
+from exporter import vendors
 from exporter.config import Config
+from exporter.refresh import Scheduler, SourceRunner
 from exporter.server import create_app
-from exporter.sources import build_source
 
 
-def build_collector(
+def build_scheduler(
     config: Config,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     clock: Callable[[], float] = time.time,
-) -> Collector:
-    runners = [
-        SourceRunner(
-            build_source(source, transport=transport, clock=clock),
-            config.cache,
-            source.refresh_timeout_seconds,
-            clock,
+) -> Scheduler:
+    runners = []
+    for settings in config.sources:
+        vendor = vendors.get(settings.vendor)
+        runners.append(
+            SourceRunner(
+                vendor.build_source(settings, transport=transport, clock=clock),
+                config.cache,
+                settings.refresh_timeout_seconds,
+                clock,
+                vendor.endpoints,
+            )
         )
-        for source in config.sources
-    ]
-    return Collector(runners)
+    return Scheduler(runners)
 
 
 def build_app(config: Config, *, warm_up: bool | None = None) -> Starlette:
-    return create_app(build_collector(config), config, warm_up=warm_up)
+    return create_app(build_scheduler(config), config, warm_up=warm_up)

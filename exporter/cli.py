@@ -14,11 +14,11 @@ import stamina.instrumentation
 import uvicorn
 import yaml
 
-from exporter import __version__, logs
+from exporter import __version__, logs, vendors
 from exporter.app import build_app
 from exporter.config import Config, ConfigError, build_config, load_config
 from exporter.server import parse_listen_address
-from exporter.simulator import Simulator
+from exporter.simulator.app import Simulator
 from exporter.simulator.serve import add_arguments as add_simulator_arguments
 from exporter.simulator.serve import run_from_args as run_simulator
 from exporter.simulator.serve import serve as serve_simulator
@@ -31,7 +31,9 @@ DEFAULT_LISTEN = ":10049"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="saas-backup-exporter",
-        description="Prometheus exporter for Datto SaaS Protection, Backupify and CloudAlly.",
+        description="Prometheus exporter for SaaS backup health ("
+        + ", ".join(vendors.names())
+        + ").",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config.file", dest="config_file", type=Path, help="YAML config file")
@@ -116,21 +118,15 @@ def uvicorn_config(app: Any, listen: str, config: Config, **extra: Any) -> uvico
 
 
 def demo_config(base_url: str, sim: Simulator) -> Config:
+    """One source per registered vendor, each named after its vendor, all against ``sim``."""
     common = {"base_url": base_url, "timeout_seconds": 20, "refresh_timeout_seconds": 60}
-    oauth = {"client_id": sim.client_id, "client_secret": sim.client_secret}
     return build_config(
         {
             "cache": {"ttl_seconds": 60},
             "sources": [
-                {
-                    "name": "datto",
-                    "type": "datto",
-                    "public_key": sim.public_key,
-                    "private_key": sim.private_key,
-                    **common,
-                },
-                {"name": "backupify", "type": "backupify", **oauth, **common},
-                {"name": "cloudally", "type": "cloudally", **oauth, **common},
+                {"name": v.name, "type": v.name, **common, **v.demo(sim.credentials)}
+                for v in vendors.all()
+                if v.name in sim.parts
             ],
         }
     )

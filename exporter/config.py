@@ -10,24 +10,17 @@ pydantic echoes inputs by default, and an input may be a secret.
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Final, Literal, Self
+from typing import Annotated, Any, Final, cast
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    HttpUrl,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -35,19 +28,18 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from exporter import vendors
+from exporter.settings import PositiveSeconds, SourceBase, Strict
+
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX: Final = "SAAS_BACKUP_"
 _SOURCE_ENV = re.compile(rf"^{ENV_PREFIX}SOURCES__(?P<source>[^_].*?)__(?P<key>[A-Z0-9_]+)$")
 
-# Per vendor type, the endpoints whose TTL `cache.endpoints` may set.
-ENDPOINTS: Final[Mapping[str, tuple[str, ...]]] = {
-    "datto": ("domains", "seats", "applications"),
-    "backupify": ("definitions", "instances", "active_backup", "backups"),
-    "cloudally": ("backup_tasks", "partner_tasks", "restore_status"),
-}
 
-PositiveSeconds = Annotated[float, Field(gt=0)]
+def known_endpoints() -> list[str]:
+    """Every endpoint of every registered vendor: what `cache.endpoints` may set."""
+    return sorted({e for vendor in vendors.all() for e in vendor.endpoints})
 
 
 class ConfigError(Exception):
@@ -58,11 +50,7 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CacheConfig(_Strict):
+class CacheConfig(Strict):
     ttl_seconds: PositiveSeconds = 300.0
     endpoints: dict[str, PositiveSeconds] = Field(default_factory=dict)
     max_age_seconds: PositiveSeconds = 86400.0
@@ -72,17 +60,14 @@ class CacheConfig(_Strict):
     @field_validator("endpoints")
     @classmethod
     def _known_endpoints(cls, value: dict[str, float]) -> dict[str, float]:
-        known = sorted({e for endpoints in ENDPOINTS.values() for e in endpoints})
+        known = known_endpoints()
         unknown = sorted(set(value) - set(known))
         if unknown:
             raise ValueError(f"unknown endpoint {', '.join(unknown)} (known: {', '.join(known)})")
         return value
 
-    def ttl(self, endpoint: str) -> float:
-        return self.endpoints.get(endpoint, self.ttl_seconds)
 
-
-class ScrapeConfig(_Strict):
+class ScrapeConfig(Strict):
     # Used when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds header.
     default_timeout_seconds: PositiveSeconds = 10.0
     timeout_offset_seconds: Annotated[float, Field(ge=0)] = 0.5
@@ -102,131 +87,14 @@ class ScrapeConfig(_Strict):
         return max(budget, 0.0)
 
 
-class MetricsConfig(_Strict):
+class MetricsConfig(Strict):
     per_seat_series: bool = True
     # Per source. When exceeded, the seats with the oldest backups are kept.
     max_seat_series: Annotated[int, Field(ge=0)] = 50_000
 
 
-class WebConfig(_Strict):
+class WebConfig(Strict):
     max_concurrency: Annotated[int, Field(ge=1)] = 64
-
-
-class RetryConfig(_Strict):
-    attempts: Annotated[int, Field(ge=1, le=20)] = 4
-    initial_backoff_seconds: Annotated[float, Field(ge=0)] = 1.0
-    max_backoff_seconds: Annotated[float, Field(ge=0)] = 30.0
-    jitter_seconds: Annotated[float, Field(ge=0)] = 1.0
-    # A Retry-After longer than this fails the call instead of stalling the refresh.
-    max_retry_after_seconds: Annotated[float, Field(ge=0)] = 300.0
-
-
-class SourceBase(_Strict):
-    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")]
-    base_url: HttpUrl
-    connect_timeout_seconds: PositiveSeconds = 10.0
-    # Datto's /seats answers in 38-60 s for mid-sized customers; public clients use 90 s.
-    timeout_seconds: PositiveSeconds = 90.0
-    refresh_timeout_seconds: PositiveSeconds = 900.0
-    max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
-    retry: RetryConfig = RetryConfig()
-
-    @field_validator("base_url")
-    @classmethod
-    def _no_credentials_in_url(cls, value: HttpUrl) -> HttpUrl:
-        if value.username or value.password:
-            raise ValueError("must not contain credentials; use the source's key settings")
-        return value
-
-    # Secret settings, each also accepted as `<name>_file`; the required ones must be set.
-    SECRETS: ClassVar[tuple[str, ...]] = ()
-    REQUIRED_SECRETS: ClassVar[tuple[str, ...]] = ()
-
-    @model_validator(mode="after")
-    def _resolve_secrets(self) -> Self:
-        for name in self.SECRETS:
-            value, path = getattr(self, name), getattr(self, f"{name}_file")
-            if value is not None and path is not None:
-                raise ValueError(f"{name} and {name}_file are mutually exclusive")
-            if path is not None:
-                object.__setattr__(self, name, _read_secret_file(path))
-            elif value is not None and not value.get_secret_value():
-                object.__setattr__(self, name, None)
-            if name in self.REQUIRED_SECRETS and getattr(self, name) is None:
-                raise ValueError(f"{name} (or {name}_file) is required")
-        return self
-
-    def secrets(self) -> list[SecretStr]:
-        return [v for v in self.__dict__.values() if isinstance(v, SecretStr)]
-
-
-def _read_secret_file(path: Path) -> SecretStr:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"cannot read {path}: not UTF-8 text") from None
-    value = text.strip()
-    if not value:
-        raise ValueError(f"{path} is empty")
-    return SecretStr(value)
-
-
-class DattoSourceConfig(SourceBase):
-    SECRETS = ("private_key",)
-    REQUIRED_SECRETS = ("private_key",)
-
-    type: Literal["datto"]
-    base_url: HttpUrl = HttpUrl("https://api.datto.com")
-    public_key: Annotated[str, Field(min_length=1)]
-    private_key: SecretStr | None = None
-    private_key_file: Path | None = None
-    applications_days: Annotated[int, Field(ge=1, le=30)] = 10
-    applications_page_size: Annotated[int, Field(ge=1, le=1000)] = 100
-
-
-class BackupifySourceConfig(SourceBase):
-    SECRETS = ("client_secret",)
-    REQUIRED_SECRETS = ("client_secret",)
-
-    type: Literal["backupify"]
-    base_url: HttpUrl = HttpUrl("https://api.backupify.com")
-    client_id: Annotated[str, Field(min_length=1)]
-    client_secret: SecretStr | None = None
-    client_secret_file: Path | None = None
-    scope: str | None = None
-    # Default: every backup definition the credentials can see.
-    backup_definition_ids: list[str] | None = None
-    max_pages: Annotated[int, Field(ge=1, le=1000)] = 50
-    token_margin_seconds: Annotated[float, Field(ge=0)] = 60.0
-
-
-class CloudAllySourceConfig(SourceBase):
-    SECRETS = ("client_secret", "password")
-    REQUIRED_SECRETS = ("client_secret",)
-
-    type: Literal["cloudally"]
-    base_url: HttpUrl = HttpUrl("https://api.cloudally.com")
-    client_id: Annotated[str, Field(min_length=1)]
-    client_secret: SecretStr | None = None
-    client_secret_file: Path | None = None
-    # "body": the spec's {clientId, clientSecret}; "headers": client-id/client-secret headers
-    # with an optional {email, password} body, as a live client does.
-    auth_style: Literal["body", "headers"] = "body"
-    email: str | None = None
-    password: SecretStr | None = None
-    password_file: Path | None = None
-    page_size: Annotated[int, Field(ge=1, le=1000)] = 100
-    max_pages: Annotated[int, Field(ge=1, le=1000)] = 50
-    restore_window_seconds: PositiveSeconds = 7 * 86400.0
-    token_margin_seconds: Annotated[float, Field(ge=0)] = 60.0
-
-
-SourceConfig = Annotated[
-    DattoSourceConfig | BackupifySourceConfig | CloudAllySourceConfig,
-    Field(discriminator="type"),
-]
 
 
 class _EnvWithoutSources(EnvSettingsSource):
@@ -250,7 +118,8 @@ class Config(BaseSettings):
     scrape: ScrapeConfig = ScrapeConfig()
     metrics: MetricsConfig = MetricsConfig()
     web: WebConfig = WebConfig()
-    sources: Annotated[list[SourceConfig], Field(min_length=1)]
+    # Each entry is validated as its vendor's settings: see `config_model`.
+    sources: Annotated[list[SourceBase], Field(min_length=1)]
 
     @classmethod
     def settings_customise_sources(
@@ -276,6 +145,27 @@ class Config(BaseSettings):
         return [s.get_secret_value() for src in self.sources for s in src.secrets()]
 
 
+@functools.cache
+def _config_model(names: tuple[str, ...]) -> type[Config]:
+    settings = [vendors.get(name).settings for name in names]
+    if len(settings) == 1:
+        entry: Any = settings[0]
+    else:
+        entry = Annotated[functools.reduce(operator.or_, settings), Field(discriminator="vendor")]
+    model = create_model(
+        "Config",
+        __base__=Config,
+        sources=(Annotated[list[entry], Field(min_length=1)], ...),
+    )
+    return cast(type[Config], model)
+
+
+def config_model() -> type[Config]:
+    """``Config`` whose ``sources`` entries are a union of every registered vendor's settings,
+    told apart by their ``type:``."""
+    return _config_model(vendors.names())
+
+
 _MESSAGES: Final[Mapping[str, str]] = {
     "missing": "required",
     "extra_forbidden": "unknown key",
@@ -290,7 +180,7 @@ def _location(loc: tuple[int | str, ...]) -> str:
     out = ""
     for index, part in enumerate(loc):
         # pydantic puts the union tag into the location: sources.0.datto.base_url
-        if index == 2 and loc[0] == "sources" and part in ENDPOINTS:
+        if index == 2 and loc[0] == "sources" and part in vendors.names():
             continue
         if isinstance(part, int):
             out += f"[{part}]"
@@ -303,7 +193,7 @@ def _problems(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors(include_input=False, include_url=False, include_context=False):
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            kinds = ", ".join(ENDPOINTS)
+            kinds = ", ".join(vendors.names())
             word = "unknown type" if err["type"] == "union_tag_invalid" else "required"
             problems.append(f"{_location(err['loc'])}.type: {word} (one of: {kinds})")
             continue
@@ -365,7 +255,7 @@ def load_config(path: Path) -> Config:
 def build_config(data: dict[str, Any]) -> Config:
     problems = _apply_source_env(data, os.environ)
     try:
-        config = Config(**data)
+        config = config_model()(**data)
     except ValidationError as exc:
         problems.extend(_problems(exc))
     if problems:

@@ -15,8 +15,8 @@ from typing import Final
 
 from cachetools import LRUCache
 
-from exporter.cache import SourceState
 from exporter.config import MetricsConfig
+from exporter.refresh import SourceState
 from exporter.render import OPENMETRICS_EOF, render_dynamic, render_static
 
 TEXT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"

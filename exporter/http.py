@@ -22,7 +22,7 @@ import stamina
 from httpx import USE_CLIENT_DEFAULT
 
 from exporter import __version__
-from exporter.config import RetryConfig, SourceBase
+from exporter.settings import RetryConfig, SourceBase
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from exporter import __version__
-from exporter.cache import Collector, SourceState
 from exporter.config import Config
 from exporter.exposition import Exposition, wants_gzip, wants_openmetrics
+from exporter.refresh import Scheduler, SourceState
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def landing_page(states: tuple[SourceState, ...]) -> str:
         customers = len(s.snapshot.customers) if s.snapshot else 0
         cells = (
             s.name,
-            s.provider,
+            s.vendor,
             _state_word(s),
             _when(s.last_success),
             _when(s.last_attempt),
@@ -59,7 +59,7 @@ def landing_page(states: tuple[SourceState, ...]) -> str:
 <h1>SaaS Backup Exporter</h1>
 <p>Version {html.escape(__version__)}.
 <a href="metrics">Metrics</a> · <a href="-/healthy">Health</a> · <a href="-/ready">Readiness</a></p>
-<table><thead><tr><th>Source</th><th>Provider</th><th>State</th><th>Last success</th>
+<table><thead><tr><th>Source</th><th>Vendor</th><th>State</th><th>Last success</th>
 <th>Last attempt</th><th>Customers</th><th>Last error</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
@@ -68,7 +68,7 @@ def landing_page(states: tuple[SourceState, ...]) -> str:
 
 
 def create_app(
-    collector: Collector,
+    scheduler: Scheduler,
     config: Config,
     *,
     warm_up: bool | None = None,
@@ -80,7 +80,7 @@ def create_app(
 
     async def metrics(request: Request) -> Response:
         deadline = config.scrape.deadline(request.headers.get(SCRAPE_TIMEOUT_HEADER))
-        states = await collector.states(deadline)
+        states = await scheduler.states(deadline)
         body = exposition.body(
             states,
             clock(),
@@ -96,22 +96,22 @@ def create_app(
         return PlainTextResponse("Healthy\n")
 
     async def ready(_: Request) -> Response:
-        waiting = [s.name for s in collector.snapshot_states() if not s.refreshed]
+        waiting = [s.name for s in scheduler.snapshot_states() if not s.refreshed]
         if waiting:
             return PlainTextResponse(f"Not ready: waiting for {', '.join(waiting)}\n", 503)
         return PlainTextResponse("Ready\n")
 
     async def index(_: Request) -> Response:
-        return HTMLResponse(landing_page(collector.snapshot_states()))
+        return HTMLResponse(landing_page(scheduler.snapshot_states()))
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if warm:
-            collector.start_due()
+            scheduler.start_due()
         try:
             yield
         finally:
-            await collector.stop()
+            await scheduler.stop()
 
     app = Starlette(
         routes=[

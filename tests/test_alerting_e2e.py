@@ -24,7 +24,8 @@ import yaml
 
 from exporter.app import build_app
 from exporter.config import build_config
-from exporter.simulator import Simulator, parse_fault
+from exporter.simulator.app import Simulator
+from exporter.simulator.faults import parse_fault
 from exporter.simulator.scenarios import heal, make_incident
 from tests.conftest import Prometheus, ServerThread, binary, free_port, wait_for
 
@@ -112,7 +113,8 @@ class Stack:
         self.servers.append(sim_server)
         retry = {"attempts": 1}
         common = {"base_url": sim_server.url, "timeout_seconds": 5, "retry": retry}
-        oauth = {"client_id": self.sim.client_id, "client_secret": self.sim.client_secret}
+        keys = self.sim.credentials
+        oauth = {"client_id": keys.client_id, "client_secret": keys.client_secret}
         config = build_config(
             {
                 "cache": {"ttl_seconds": 1},
@@ -120,8 +122,8 @@ class Stack:
                     {
                         "name": "datto",
                         "type": "datto",
-                        "public_key": self.sim.public_key,
-                        "private_key": self.sim.private_key,
+                        "public_key": keys.public_key,
+                        "private_key": keys.private_key,
                         **common,
                     },
                     {"name": "backupify", "type": "backupify", **oauth, **common},
@@ -272,18 +274,15 @@ def test_incident_raises_exactly_the_expected_alerts(
     assert {a["labels"]["alertname"] for a in firing} == expected, firing
     by_name = {a["labels"]["alertname"]: a for a in firing}
     seats = by_name["SaaSBackupSeatsNotBackedUp72h"]
-    assert seats["labels"]["customer_id"] == incident.stale_customer_id
-    assert incident.stale_customer in seats["annotations"]["description"]
+    stale_seats = incident.of("stale_seats")
+    assert seats["labels"]["customer_id"] == stale_seats.customer_id
+    assert stale_seats.customer_name in seats["annotations"]["description"]
+    failed_restore = incident.of("failed_restore")
+    restore_description = by_name["SaaSBackupRestoreFailed"]["annotations"]["description"]
+    assert failed_restore.customer_name in restore_description
+    assert failed_restore.item_id in restore_description
     assert (
-        incident.failed_restore_customer
-        in by_name["SaaSBackupRestoreFailed"]["annotations"]["description"]
-    )
-    assert (
-        incident.failed_restore_job
-        in by_name["SaaSBackupRestoreFailed"]["annotations"]["description"]
-    )
-    assert (
-        incident.long_backup_customer
+        incident.of("long_backup").customer_name
         in by_name["SaaSBackupRunningTooLong"]["annotations"]["description"]
     )
     # The 24 h alert fires in Prometheus too, and Alertmanager holds it back.
@@ -316,7 +315,7 @@ def test_source_outage_is_one_notification(stack: Any, webhook: tuple[Webhook, s
         a for a in in_prometheus if a["labels"]["alertname"] == "SaaSBackupSeatsNotBackedUp72h"
     ]
     assert stale
-    assert stale[0]["labels"]["customer_id"] == incident.stale_customer_id
+    assert stale[0]["labels"]["customer_id"] == incident.of("stale_seats").customer_id
 
 
 def test_ten_thousand_stale_seats_are_at_most_a_hundred_notifications(

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from exporter.cache import Collector, EndpointCache, FetchError, SourceRunner
+from exporter.cache import EndpointCache
 from exporter.config import CacheConfig
 from exporter.http import ApiStats, VendorError
 from exporter.model import Customer, Snapshot
+from exporter.refresh import Scheduler, SourceRunner
+from exporter.source import FetchError, Store
 
 
 class Clock:
@@ -40,13 +42,13 @@ def test_single_flight_and_ttl_per_endpoint() -> None:
 
     async def scenario() -> None:
         results = await asyncio.gather(
-            *(cache.get("seats", "c1", loader("seats")) for _ in range(20))
+            *(cache.fetch("seats", "c1", loader("seats")) for _ in range(20))
         )
         assert {r.value for r in results} == {"seats-1"}
-        await cache.get("domains", "", loader("domains"))
+        await cache.fetch("domains", "", loader("domains"))
         clock.now += 11  # past the seats TTL, within the domains TTL
-        assert (await cache.get("seats", "c1", loader("seats"))).value == "seats-2"
-        assert (await cache.get("domains", "", loader("domains"))).value == "domains-1"
+        assert (await cache.fetch("seats", "c1", loader("seats"))).value == "seats-2"
+        assert (await cache.fetch("domains", "", loader("domains"))).value == "domains-1"
 
     run(scenario())
     assert calls == {"seats": 2, "domains": 1}
@@ -64,17 +66,17 @@ def test_failure_returns_stale_data_until_the_maximum_age() -> None:
 
     async def scenario() -> None:
         nonlocal fail
-        await cache.get("seats", "c", load)
+        await cache.fetch("seats", "c", load)
         fail = True
         clock.now += 50
         with pytest.raises(FetchError) as info:
-            await cache.get("seats", "c", load)
+            await cache.fetch("seats", "c", load)
         assert info.value.reason == "GET /x: HTTP 504"
         assert info.value.stale is not None
         assert info.value.stale.value == "good"
         clock.now += 60  # 110 s old: past the maximum age
         with pytest.raises(FetchError) as info:
-            await cache.get("seats", "c", load)
+            await cache.fetch("seats", "c", load)
         assert info.value.stale is None
 
     run(scenario())
@@ -89,7 +91,7 @@ def test_failed_loads_wait_before_trying_again() -> None:
 
     async def scenario() -> None:
         with pytest.raises(FetchError):
-            await cache.get("domains", "", load)
+            await cache.fetch("domains", "", load)
 
     run(scenario())
     assert cache.next_due() == clock.now + 60
@@ -97,14 +99,14 @@ def test_failed_loads_wait_before_trying_again() -> None:
 
 class FakeSource:
     name = "fake"
-    provider = "fake"
+    vendor = "fake"
 
     def __init__(self) -> None:
         self.stats = ApiStats()
         self.fail = False
         self.collects = 0
 
-    async def collect(self, cache: EndpointCache) -> Snapshot:
+    async def collect(self, cache: Store) -> Snapshot:
         self.collects += 1
 
         async def load() -> list[Customer]:
@@ -112,7 +114,7 @@ class FakeSource:
                 raise VendorError("down")
             return [Customer("1", "One", "one.example", "microsoft_365", "active")]
 
-        entry = await cache.get("domains", "", load)
+        entry = await cache.fetch("domains", "", load)
         return Snapshot(customers=tuple(entry.value), oldest_data=entry.fetched_at)
 
     async def aclose(self) -> None:
@@ -123,24 +125,24 @@ def test_runner_keeps_last_good_data_marks_down_and_drops_it_past_max_age() -> N
     clock = Clock()
     source = FakeSource()
     runner = SourceRunner(source, CacheConfig(ttl_seconds=30, max_age_seconds=600), 5, clock)
-    collector = Collector([runner])
+    scheduler = Scheduler([runner])
 
     async def scenario() -> None:
-        (state,) = await collector.states(1)
+        (state,) = await scheduler.states(1)
         assert state.up
         assert state.snapshot is not None
         assert state.generation == 1
-        (state,) = await collector.states(1)
+        (state,) = await scheduler.states(1)
         assert source.collects == 1, "nothing due within the TTL"
         source.fail = True
         clock.now += 31
-        (state,) = await collector.states(1)
+        (state,) = await scheduler.states(1)
         assert not state.up
         assert state.error == "down"
         assert state.snapshot is not None, "last good data kept beside up=0"
         assert state.generation == 2
         clock.now += 600
-        (state,) = await collector.states(1)
+        (state,) = await scheduler.states(1)
         assert state.snapshot is None, "data past the maximum age is dropped"
 
     run(scenario())
@@ -148,14 +150,14 @@ def test_runner_keeps_last_good_data_marks_down_and_drops_it_past_max_age() -> N
 
 def test_runner_refresh_timeout() -> None:
     class Hanging(FakeSource):
-        async def collect(self, cache: EndpointCache) -> Snapshot:
+        async def collect(self, cache: Store) -> Snapshot:
             await asyncio.sleep(30)
             raise AssertionError("unreachable")
 
     runner = SourceRunner(Hanging(), CacheConfig(), 0.2)
 
     async def scenario() -> None:
-        (state,) = await Collector([runner]).states(5)
+        (state,) = await Scheduler([runner]).states(5)
         assert not state.up
         assert state.refreshed
         assert state.error == "refresh timed out after 0.2s"

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from exporter.cache import EndpointCache
 from exporter.cli import main
-from exporter.config import Config, ConfigError, DattoSourceConfig, load_config
+from exporter.config import Config, ConfigError, load_config
+from exporter.vendors.datto.settings import DattoSettings
 
 CANARY = "CANARY-9f2c7e51-private-key"
 
@@ -30,9 +32,9 @@ def write(tmp_path: Path, text: str, name: str = "config.yml") -> Path:
     return path
 
 
-def datto(config: Config) -> DattoSourceConfig:
+def datto(config: Config) -> DattoSettings:
     source = config.sources[0]
-    assert isinstance(source, DattoSourceConfig)
+    assert isinstance(source, DattoSettings)
     return source
 
 
@@ -50,8 +52,8 @@ def test_valid_config_has_defaults_and_keeps_the_secret_secret(tmp_path: Path) -
     assert source.private_key.get_secret_value() == CANARY
     assert CANARY not in repr(config)
     assert CANARY not in str(config.model_dump())
-    assert config.cache.ttl("seats") == 900
-    assert config.cache.ttl("domains") == 120
+    assert EndpointCache(config.cache).ttl("seats") == 900
+    assert EndpointCache(config.cache).ttl("domains") == 120
     assert config.secrets() == [CANARY]
 
 
@@ -239,7 +241,7 @@ sources:
       auth_style: headers, email: ops@example.com}}
 """
     config = load_config(write(tmp_path, text))
-    assert [s.type for s in config.sources] == ["datto", "backupify", "cloudally"]
+    assert [s.vendor for s in config.sources] == ["datto", "backupify", "cloudally"]
     assert config.secrets() == [CANARY] * 4
     assert str(config.sources[1].base_url) == "https://api.backupify.com/"
     assert str(config.sources[2].base_url) == "https://api.cloudally.com/"

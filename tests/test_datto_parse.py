@@ -11,8 +11,8 @@ import yaml
 
 from exporter.http import VendorError
 from exporter.model import UNKNOWN
-from exporter.sources._parse import Problems
-from exporter.sources.datto import (
+from exporter.parsing import Problems
+from exporter.vendors.datto.parse import (
     license_state,
     parse_application_items,
     parse_domains,

@@ -14,7 +14,8 @@ import pytest
 
 from exporter.app import build_app
 from exporter.config import Config, build_config
-from exporter.simulator import Simulator, parse_fault
+from exporter.simulator.app import Simulator
+from exporter.simulator.faults import parse_fault
 from tests.conftest import (
     ServerThread,
     datto_source,

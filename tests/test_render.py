@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from exporter.cache import SourceState
 from exporter.config import MetricsConfig
 from exporter.exposition import Exposition, _Static, gzip_join, wants_gzip, wants_openmetrics
 from exporter.http import ApiStats
 from exporter.model import ApplicationBackup, Customer, Seat, Snapshot
+from exporter.refresh import SourceState
 from exporter.render import render
 from tests.conftest import promtool_check_metrics
 

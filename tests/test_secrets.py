@@ -14,7 +14,10 @@ import pytest
 from exporter import logs
 from exporter.app import build_app
 from exporter.config import build_config
-from exporter.simulator import Simulator, parse_fault
+from exporter.simulator.app import Simulator
+from exporter.simulator.faults import parse_fault
+from exporter.vendors.backupify.simulator import BackupifySim
+from exporter.vendors.cloudally.simulator import CloudAllySim
 from tests.conftest import ServerThread, datto_source
 
 CANARY = "CANARY-3b1f9c0d-do-not-leak"
@@ -41,8 +44,8 @@ def forms_of_the_secret(sim: Simulator) -> list[str]:
     basic = base64.b64encode(f"{PUBLIC}:{CANARY}".encode()).decode()
     # The access and refresh tokens the simulator handed out are secrets too.
     tokens = [
-        *sim.backupify_tokens.issued_values(),
-        *sim.cloudally_tokens.issued_values(),
+        *sim.part(BackupifySim).tokens.issued_values(),
+        *sim.part(CloudAllySim).tokens.issued_values(),
     ]
     return [CANARY, basic, CANARY.lower(), CLIENT_CANARY, PASSWORD_CANARY, *tokens]
 

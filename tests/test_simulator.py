@@ -15,9 +15,12 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from exporter.simulator import Simulator, generate_fleet, parse_fault
-from exporter.simulator.fleet import DAY, HOUR
+from exporter.simulator.app import Simulator
+from exporter.simulator.faults import parse_fault
+from exporter.simulator.fleet import DAY, HOUR, generate_fleet
 from exporter.simulator.serve import add_arguments, run_from_args, serve
+from exporter.vendors.backupify.simulator import BackupifySim
+from exporter.vendors.cloudally.simulator import CloudAllySim
 from tests.conftest import ServerThread
 
 AUTH = ("demo-public", "demo-private")
@@ -263,7 +266,6 @@ def test_fleet_is_deterministic_and_realistic() -> None:
     [
         ("504", "expected KIND@ROUTE"),
         ("503@seats", "unknown kind"),
-        ("504@users", "unknown route"),
         ("504@seats?colour=red", "unknown key"),
         ("504@seats?times=many", "times='many' must be a whole number"),
         ("504@seats?min_seats=-1", "min_seats='-1' must be a whole number"),
@@ -276,6 +278,15 @@ def test_fleet_is_deterministic_and_realistic() -> None:
 def test_bad_fault_specs(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_fault(spec)
+
+
+def test_a_fault_on_a_route_no_vendor_serves_is_refused(sim: Simulator) -> None:
+    with pytest.raises(ValueError, match="unknown route 'users'"):
+        sim.set_faults([parse_fault("504@users")])
+    with pytest.raises(ValueError, match="unknown route 'users'"):
+        Simulator(customers=1, seats_per_customer=1, faults=[parse_fault("504@users")])
+    sim.set_faults([parse_fault("504@seats"), parse_fault("500@token"), parse_fault("504@*")])
+    assert [f.route for f in sim.faults] == ["seats", "token", "*"]
 
 
 def test_fleet_ids_and_mailboxes_are_unique_and_vendor_like() -> None:
@@ -365,7 +376,7 @@ def test_backupify_tokens_expire_and_lists_carry_link_headers() -> None:
         ).json()
         assert token["token_type"] == "bearer"
         auth = {"Authorization": f"Bearer {token['access_token']}"}
-        instance = sim.backupify.instances[0].id
+        instance = sim.part(BackupifySim).fleet.instances[0].id
         first = httpx.get(f"{base}/v1/backup_instances/{instance}/backups", headers=auth)
         assert first.status_code == 200
         assert len(first.json()) == 20
@@ -405,12 +416,12 @@ def test_cloudally_refresh_tokens_work_once_and_jobs_progress() -> None:
             base + "/v1/backup-tasks", params={"pageSize": 3, "nextPageToken": "pt-2"}, headers=auth
         ).json()
         assert rest["data"][0]["id"] != page["data"][0]["id"]
-        job = sim.cloudally.job("rst-1005")
+        job = sim.part(CloudAllySim).fleet.job("rst-1005")
         assert job is not None
         assert job.status(sim.start) == "pending"
         assert job.status(sim.start + 30) == "in_progress"
         assert job.status(sim.start + 61) == "success"
-        stuck = sim.cloudally.job("rst-1004")
+        stuck = sim.part(CloudAllySim).fleet.job("rst-1004")
         assert stuck is not None
         assert stuck.status(sim.start + 10**6) == "in_progress"
         status = httpx.get(base + "/v1/restore/rst-1003", headers=auth).json()
@@ -419,10 +430,10 @@ def test_cloudally_refresh_tokens_work_once_and_jobs_progress() -> None:
 
 
 def test_backupify_backups_start_and_finish_as_time_passes() -> None:
-    from exporter.simulator.backupify import PERIOD, backups
+    from exporter.vendors.backupify.simulator import PERIOD, backups
 
     sim = Simulator(customers=6, seats_per_customer=2, seed=3)
-    inst = sim.backupify.instances[2]
+    inst = sim.part(BackupifySim).fleet.instances[2]
     assert inst.stuck_since is None
     # Just after a scheduled start the newest backup runs; after its duration it has finished.
     start = inst.phase + (int((sim.start - inst.phase) // PERIOD) + 1) * PERIOD
@@ -431,6 +442,6 @@ def test_backupify_backups_start_and_finish_as_time_passes() -> None:
     done = backups(inst, start + inst.duration + 1)[-1]
     assert done["id"] == running["id"]
     assert done.get("finished_at", done.get("completed_at")) is not None
-    stuck = sim.backupify.instances[0]
+    stuck = sim.part(BackupifySim).fleet.instances[0]
     later = backups(stuck, sim.start + 3 * PERIOD)[-1]
     assert later["started_at"] == backups(stuck, sim.start)[-1]["started_at"], "never finishes"

@@ -14,11 +14,15 @@ import pytest
 
 from exporter import logs
 from exporter.app import build_app
-from exporter.config import BackupifySourceConfig, CloudAllySourceConfig, build_config
-from exporter.simulator import Simulator, parse_fault
-from exporter.simulator.cloudally import Job
-from exporter.sources.backupify import BackupifySource
-from exporter.sources.cloudally import CloudAllySource
+from exporter.config import build_config
+from exporter.simulator.app import Simulator
+from exporter.simulator.faults import parse_fault
+from exporter.vendors.backupify.settings import BackupifySettings
+from exporter.vendors.backupify.simulator import BackupifySim
+from exporter.vendors.backupify.source import BackupifySource
+from exporter.vendors.cloudally.settings import CloudAllySettings
+from exporter.vendors.cloudally.simulator import CloudAllySim, Job
+from exporter.vendors.cloudally.source import CloudAllySource
 from tests.conftest import ServerThread, series, value
 
 RETRY = {
@@ -83,7 +87,7 @@ def test_backupify_running_and_finished_backups(sim_server: tuple[Simulator, Ser
     with ServerThread(app) as exporter:
         body = scrape(exporter)
     assert value(body, "saas_backup_up", source="backupify") == 1
-    instances = sim.backupify.instances
+    instances = sim.part(BackupifySim).fleet.instances
     assert len(series(body, "saas_backup_backup_instance_info")) == len(instances)
     stuck = instances[0]
     assert stuck.stuck_since is not None
@@ -112,14 +116,14 @@ def test_one_token_request_for_twenty_concurrent_callers(
     sim_server: tuple[Simulator, ServerThread],
 ) -> None:
     sim, server = sim_server
-    sim.backupify_tokens.ttl = sim.cloudally_tokens.ttl = 0.5
+    sim.part(BackupifySim).tokens.ttl = sim.part(CloudAllySim).tokens.ttl = 0.5
     backupify = BackupifySource(
-        BackupifySourceConfig.model_validate(backupify_source(server.url, token_margin_seconds=0))
+        BackupifySettings.model_validate(backupify_source(server.url, token_margin_seconds=0))
     )
     cloudally = CloudAllySource(
-        CloudAllySourceConfig.model_validate(cloudally_source(server.url, token_margin_seconds=0))
+        CloudAllySettings.model_validate(cloudally_source(server.url, token_margin_seconds=0))
     )
-    instance_ids = [str(i.id) for i in sim.backupify.instances]
+    instance_ids = [str(i.id) for i in sim.part(BackupifySim).fleet.instances]
 
     async def scenario() -> None:
         await backupify.tokens.get()
@@ -165,8 +169,10 @@ def test_link_cycle_stops(sim_server: tuple[Simulator, ServerThread]) -> None:
         body = scrape(exporter)
     assert value(body, "saas_backup_up", source="backupify") == 1
     assert value(body, "saas_backup_up", source="cloudally") == 1
-    assert len(series(body, "saas_backup_backup_instance_info")) == len(sim.backupify.instances)
-    tasks = len(sim.cloudally.tasks)
+    assert len(series(body, "saas_backup_backup_instance_info")) == len(
+        sim.part(BackupifySim).fleet.instances
+    )
+    tasks = len(sim.part(CloudAllySim).fleet.tasks)
     assert sim.calls["cloudally.backup_tasks"] == math.ceil(tasks / 5) + 1
     assert value(body, "saas_backup_parse_errors_total", source="backupify") >= 1
     assert value(body, "saas_backup_parse_errors_total", source="cloudally") >= 1
@@ -216,7 +222,9 @@ def test_terminal_restore_jobs_are_never_fetched_again(
 def test_restore_jobs_progress_and_the_window(sim_server: tuple[Simulator, ServerThread]) -> None:
     sim, server = sim_server
     now = time.time()
-    sim.cloudally.jobs.append(Job("rst-7777", "acc-9001", "RESTORE", now, 0.6, 0.6, "failed"))
+    sim.part(CloudAllySim).fleet.jobs.append(
+        Job("rst-7777", "acc-9001", "RESTORE", now, 0.6, 0.6, "failed")
+    )
     app = exporter_for(cloudally_source(server.url), ttl=0.2)
     seen: list[str] = []
     with ServerThread(app) as exporter:
@@ -256,13 +264,13 @@ def test_cloudally_tasks_map_to_applications_with_unknown_statuses(
     with ServerThread(app) as exporter:
         body = scrape(exporter)
     statuses = series(body, "saas_backup_application_last_backup_status", source="cloudally")
-    assert len(statuses) == len(sim.cloudally.tasks)
+    assert len(statuses) == len(sim.part(CloudAllySim).fleet.tasks)
     words = {labels["status"] for labels, _ in statuses}
     assert {"success", "failed", "running", "paused", "unknown"} <= words
     login = next(r for r in sim.requests if r.path == "/auth/partner")
     assert login.headers["client-id"] == "demo-client"
     assert len(series(body, "saas_backup_customer_info", source="cloudally")) == len(
-        {t.customer_id for t in sim.cloudally.tasks}
+        {t.customer_id for t in sim.part(CloudAllySim).fleet.tasks}
     )
 
 
@@ -271,9 +279,7 @@ def test_cloudally_falls_back_to_login_when_refresh_fails() -> None:
     sim.set_faults([parse_fault("401@refresh")])
     with ServerThread(sim.app()) as server:
         source = CloudAllySource(
-            CloudAllySourceConfig.model_validate(
-                cloudally_source(server.url, token_margin_seconds=0)
-            )
+            CloudAllySettings.model_validate(cloudally_source(server.url, token_margin_seconds=0))
         )
 
         async def scenario() -> None:
@@ -291,8 +297,8 @@ def test_link_pagination_stops_at_the_page_limit(
     sim_server: tuple[Simulator, ServerThread],
 ) -> None:
     sim, server = sim_server
-    source = BackupifySource(BackupifySourceConfig.model_validate(backupify_source(server.url)))
-    instance = sim.backupify.instances[1].id
+    source = BackupifySource(BackupifySettings.model_validate(backupify_source(server.url)))
+    instance = sim.part(BackupifySim).fleet.instances[1].id
 
     async def scenario() -> list[Any]:
         try:

@@ -1,4 +1,5 @@
-"""The simulator: fleet state, fault injection, the request log and the Starlette app."""
+"""The simulator: the shared world, one part per registered vendor, fault injection, the request
+log, the budget and the Starlette app."""
 
 from __future__ import annotations
 
@@ -10,29 +11,22 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from exporter.simulator import backupify, cloudally, datto
+from exporter import vendors
 from exporter.simulator.faults import Fault, first_match, parse_fault
-from exporter.simulator.fleet import generate_fleet
+from exporter.simulator.fleet import Fleet, generate_fleet
 from exporter.simulator.routes import VendorRoute, error, respond
-from exporter.simulator.tokens import TokenStore
+from exporter.simulator.world import Credentials, Shape, VendorSim, World
 
 logger = logging.getLogger(__name__)
 
-Shape = Literal["spec", "live", "mixed"]
-
-# Plausible openings cut off mid-document, so it is the client's JSON parsing that fails.
-MALFORMED: Final = {
-    "domains": b'[{"saasCustomerId": 1001, "saasCustomerName": "Cont',
-    "seats": b'{"seats": [{"remoteId": "x",',
-    "applications": b'{"pagination": {"page": 1, "perPage": 100}, "items": [{"customerId": ',
-}
+P = TypeVar("P", bound=VendorSim)
 
 
 @dataclass
@@ -46,6 +40,9 @@ class RequestRecord:
 
 
 class Simulator:
+    """Every registered vendor's fake API over one shared world, with faults, a request log
+    and a budget."""
+
     def __init__(
         self,
         *,
@@ -63,31 +60,62 @@ class Simulator:
         token_ttl: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.fleet = generate_fleet(customers, seats_per_customer, seed)
-        self.start = clock()
-        self.backupify = backupify.generate(seed, max(3, customers // 2), self.start)
-        self.cloudally = cloudally.generate(seed, max(3, customers // 2), self.start)
-        self.client_id = client_id
-        self.client_secret = client_secret
-        self.backupify_tokens = TokenStore(token_ttl)
-        self.cloudally_tokens = TokenStore(token_ttl)
-        self.shape: Shape = shape
+        self.credentials = Credentials(public_key, private_key, client_id, client_secret)
+        self.world = World(
+            fleet=generate_fleet(customers, seats_per_customer, seed),
+            seed=seed,
+            customers=customers,
+            start=clock(),
+            credentials=self.credentials,
+            token_ttl=token_ttl,
+            shape=shape,
+        )
+        self.parts: dict[str, VendorSim] = {v.name: v.simulator(self.world) for v in vendors.all()}
         self.latency_ms = latency_ms
-        self.faults: list[Fault] = list(faults)
-        self.public_key = public_key
-        self.private_key = private_key
         self.budget = budget
         self.clock = clock
         self.calls: Counter[str] = Counter()
         self.requests: list[RequestRecord] = []
         self._spent = 0
         self._window = 0
+        self.faults: list[Fault] = []
+        self.set_faults(faults)
+
+    @property
+    def fleet(self) -> Fleet:
+        return self.world.fleet
+
+    @property
+    def shape(self) -> Shape:
+        return self.world.shape
+
+    @property
+    def start(self) -> float:
+        return self.world.start
+
+    def part(self, kind: type[P]) -> P:
+        """The one vendor part of this type (tests reach into a vendor's state this way)."""
+        found = [p for p in self.parts.values() if isinstance(p, kind)]
+        if len(found) != 1:
+            raise LookupError(f"{kind.__name__}: {len(found)} simulator parts of this type")
+        return found[0]
+
+    def route_keys(self) -> list[str]:
+        return [r.key for part in self.parts.values() for r in part.routes()]
 
     def reset(self) -> None:
         self.calls.clear()
         self.requests.clear()
 
     def set_faults(self, faults: Sequence[Fault]) -> None:
+        """Replace the faults; one naming a route no vendor serves is refused (ValueError)."""
+        known = {*self.route_keys(), "*"}
+        for fault in faults:
+            if fault.route not in known:
+                raise ValueError(
+                    f"fault {fault.kind}@{fault.route}: unknown route {fault.route!r} "
+                    f"(one of {', '.join(sorted(known))})"
+                )
         self.faults = list(faults)
 
     def _spend(self, cost: int, now: float) -> tuple[dict[str, str], float | None]:
@@ -157,7 +185,7 @@ class Simulator:
                 )
             elif fault.kind == "malformed":
                 return Response(
-                    MALFORMED.get(route.key, b'{"data": [{"id": "x",'),
+                    route.malformed,
                     200,
                     headers=headers,
                     media_type="application/json",
@@ -185,22 +213,17 @@ class Simulator:
             specs = json.loads(await request.body())
             if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
                 raise ValueError("expected a JSON list of fault specs")
-            faults = [parse_fault(s) for s in specs]
+            self.set_faults([parse_fault(s) for s in specs])
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, 400)
-        self.set_faults(faults)
         logger.info("msg=%s faults=%s", "faults set", ",".join(specs) or "none")
         return JSONResponse({"faults": specs})
 
     def app(self) -> Starlette:
         routes = [
             Route(r.path, self._vendor_route(vendor, r), methods=list(r.methods))
-            for vendor, vendor_routes in (
-                ("datto", datto.routes(self)),
-                ("backupify", backupify.routes(self)),
-                ("cloudally", cloudally.routes(self)),
-            )
-            for r in vendor_routes
+            for vendor, part in self.parts.items()
+            for r in part.routes()
         ]
         routes += [
             Route("/_sim/stats", self._stats, methods=["GET"]),

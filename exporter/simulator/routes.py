@@ -25,6 +25,9 @@ class VendorRoute:
     # For `min_seats` faults: how large the addressed customer is.
     size: Callable[[Request], int | None] | None = None
     methods: tuple[str, ...] = field(default=("GET",))
+    # What a `malformed` fault answers: a plausible opening cut off mid-document, so that it
+    # is the client's JSON parsing that fails.
+    malformed: bytes = b'{"data": [{"id": "x",'
 
 
 def error(status: int, message: str) -> JSONResponse:

@@ -83,9 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--public-key", default="demo-public")
     parser.add_argument("--private-key", default="demo-private")
-    parser.add_argument("--budget", type=int, default=100_000, help="Datto API budget per hour")
-    parser.add_argument("--client-id", default="demo-client", help="Backupify and CloudAlly")
-    parser.add_argument("--client-secret", default="demo-secret", help="Backupify and CloudAlly")
+    parser.add_argument(
+        "--budget", type=int, default=100_000, help="API budget per hour, where a vendor has one"
+    )
+    parser.add_argument("--client-id", default="demo-client", help="for OAuth-style vendors")
+    parser.add_argument("--client-secret", default="demo-secret", help="for OAuth-style vendors")
     parser.add_argument("--token-ttl", type=float, default=3600.0, help="access token lifetime")
 
 
@@ -96,36 +98,32 @@ def run_from_args(args: argparse.Namespace) -> int:
         return 2
     host = host.strip("[]") or "127.0.0.1"
     try:
-        faults = [parse_fault(spec) for spec in args.faults]
+        sim = Simulator(
+            customers=args.customers,
+            seats_per_customer=args.seats_per_customer,
+            seed=args.seed,
+            shape=args.shape,
+            latency_ms=args.latency_ms,
+            faults=[parse_fault(spec) for spec in args.faults],
+            public_key=args.public_key,
+            private_key=args.private_key,
+            budget=args.budget,
+            client_id=args.client_id,
+            client_secret=args.client_secret,
+            token_ttl=args.token_ttl,
+        )
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    sim = Simulator(
-        customers=args.customers,
-        seats_per_customer=args.seats_per_customer,
-        seed=args.seed,
-        shape=args.shape,
-        latency_ms=args.latency_ms,
-        faults=faults,
-        public_key=args.public_key,
-        private_key=args.private_key,
-        budget=args.budget,
-        client_id=args.client_id,
-        client_secret=args.client_secret,
-        token_ttl=args.token_ttl,
-    )
 
     scenarios.apply(sim, args.scenario)
 
     def announce(url: str) -> None:
+        keys = sim.credentials
         print(f"vendor API simulator: {url}", flush=True)
-        print(f"  datto:     public_key={sim.public_key} private_key={sim.private_key}", flush=True)
-        print(
-            f"  backupify: client_id={sim.client_id} client_secret={sim.client_secret}", flush=True
-        )
-        print(
-            f"  cloudally: client_id={sim.client_id} client_secret={sim.client_secret}", flush=True
-        )
+        print(f"  vendors: {', '.join(sim.parts)}", flush=True)
+        print(f"  public_key={keys.public_key} private_key={keys.private_key}", flush=True)
+        print(f"  client_id={keys.client_id} client_secret={keys.client_secret}", flush=True)
 
     try:
         asyncio.run(serve(sim, host, int(port), ready=announce))

@@ -1,4 +1,4 @@
-"""CloudAlly routes: partner login (spec body or live headers), one-time refresh tokens,
+"""CloudAlly's fake API: partner login (spec body or live headers), one-time refresh tokens,
 page-token pagination, and restore jobs that move from pending to running to an outcome as time
 passes."""
 
@@ -9,16 +9,15 @@ import random
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from exporter.simulator.fleet import _FIRST, _SECOND, DAY, HOUR
+from exporter.simulator.fleet import DAY, HOUR
 from exporter.simulator.routes import VendorRoute, error
-
-if TYPE_CHECKING:
-    from exporter.simulator.app import Simulator
+from exporter.simulator.tokens import TokenStore
+from exporter.simulator.world import Trouble, World
 
 MICROSOFT: Final = ("MS_EXCHANGE", "MS_ONEDRIVE", "MS_SHAREPOINT", "MS_TEAMS")
 GOOGLE: Final = ("GOOGLE_MAIL", "GOOGLE_DRIVE")
@@ -75,12 +74,14 @@ class CloudAllyFleet:
         return next((j for j in self.jobs if j.id == job_id), None)
 
 
-def generate(seed: int, customers: int, start: float) -> CloudAllyFleet:
-    rng = random.Random(seed * 7919 + 3)
+def generate(world: World) -> CloudAllyFleet:
+    """Tasks for half as many customers as the shared fleet has (at least three), taken from
+    the front of the fleet."""
+    rng = random.Random(world.seed * 7919 + 3)
+    start = world.start
     tasks = []
     ids = []
-    for index in range(customers):
-        name = f"{rng.choice(_FIRST)} {rng.choice(_SECOND)}"
+    for index, name in enumerate(world.customer_names(max(3, world.customers // 2))):
         cid = f"acc-{9001 + index}"
         ids.append(cid)
         services = MICROSOFT if index % 3 else GOOGLE
@@ -114,9 +115,36 @@ def generate(seed: int, customers: int, start: float) -> CloudAllyFleet:
     return CloudAllyFleet(tasks, jobs)
 
 
-def routes(sim: Simulator) -> list[VendorRoute]:
-    fleet = sim.cloudally
-    tokens = sim.cloudally_tokens
+class CloudAllySim:
+    """Backup tasks of customers of its own, and restore jobs that move from pending to running
+    to an outcome as time passes."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.fleet = generate(world)
+        self.tokens = TokenStore(world.token_ttl)
+
+    def heal(self) -> None:
+        for task in self.fleet.tasks:
+            task.status = "success"
+            task.backup_age = 3 * HOUR
+        for job in self.fleet.jobs:
+            job.outcome = "success"
+            if math.isinf(job.runs_for):
+                job.runs_for = 600
+
+    def incident(self) -> list[Trouble]:
+        job = self.fleet.jobs[2]
+        job.outcome, job.created, job.runs_for = "failed", self.world.start - 3 * HOUR, 1200
+        name = next(t.customer_name for t in self.fleet.tasks if t.customer_id == job.customer_id)
+        return [Trouble("failed_restore", job.customer_id, name, job.id)]
+
+    def routes(self) -> list[VendorRoute]:
+        return _routes(self.world, self.fleet, self.tokens)
+
+
+def _routes(world: World, fleet: CloudAllyFleet, tokens: TokenStore) -> list[VendorRoute]:
+    keys = world.credentials
 
     def auth(request: Request) -> bool:
         return tokens.valid(request.headers.get("authorization"))
@@ -136,8 +164,8 @@ def routes(sim: Simulator) -> list[VendorRoute]:
         if not (
             isinstance(client_id, str)
             and isinstance(secret, str)
-            and secrets.compare_digest(client_id, sim.client_id)
-            and secrets.compare_digest(secret, sim.client_secret)
+            and secrets.compare_digest(client_id, keys.client_id)
+            and secrets.compare_digest(secret, keys.client_secret)
         ):
             return error(401, "invalid client credentials")
         return issued()

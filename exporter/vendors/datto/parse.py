@@ -1,4 +1,4 @@
-"""Datto SaaS Protection (Backupify): customers, seats and per-application backup history.
+"""Datto SaaS Protection responses into vendor-neutral records.
 
 Accepts both the published spec's shapes and what the live API returns:
 
@@ -13,30 +13,19 @@ Accepts both the published spec's shapes and what the live API returns:
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import quote
 
-import httpx
-
-from exporter.cache import Cached, EndpointCache, FetchError
-from exporter.config import DattoSourceConfig
-from exporter.http import ApiStats, VendorClient, VendorError
+from exporter.http import VendorError
 from exporter.model import (
     UNKNOWN,
     ApplicationBackup,
     Customer,
     Seat,
-    Snapshot,
     backup_status,
     customer_status,
     snake_case,
 )
-from exporter.sources._parse import (
+from exporter.parsing import (
     Float,
     Int,
     Problems,
@@ -46,10 +35,6 @@ from exporter.sources._parse import (
     parse_records,
     unwrap_list,
 )
-
-logger = logging.getLogger(__name__)
-
-MAX_PAGES: Final = 100
 
 LICENSE_STATES: Final = {
     # spec: licenseStatus
@@ -169,7 +154,7 @@ def parse_seats(body: Any, customer_id: str, problems: Problems) -> list[Seat]:
     return seats
 
 
-def _envelopes(body: Any) -> list[dict[str, Any]]:
+def envelopes(body: Any) -> list[dict[str, Any]]:
     candidates = body if isinstance(body, list) else [body]
     envelopes = [e for e in candidates if isinstance(e, dict) and isinstance(e.get("items"), list)]
     if not envelopes and candidates:
@@ -177,7 +162,7 @@ def _envelopes(body: Any) -> list[dict[str, Any]]:
     return envelopes
 
 
-def _total_pages(envelopes: list[dict[str, Any]]) -> int:
+def total_pages(envelopes: list[dict[str, Any]]) -> int:
     total = 1
     for envelope in envelopes:
         pagination = envelope.get("pagination")
@@ -228,121 +213,3 @@ def parse_application_items(
                 if previous is None or (backup.last_backup or 0) > (previous.last_backup or 0):
                     found[name] = backup
     return [found[name] for name in sorted(found)]
-
-
-@dataclass(frozen=True, slots=True)
-class _CustomerData:
-    seats: tuple[Seat, ...]
-    applications: tuple[ApplicationBackup, ...]
-    error: str | None
-    oldest: float
-
-
-class DattoSource:
-    provider = "datto"
-
-    def __init__(
-        self,
-        config: DattoSourceConfig,
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        assert config.private_key is not None  # the config validator guarantees it
-        self.name = config.name
-        self.stats = ApiStats()
-        self._config = config
-        self._clock = clock
-        self._limit = asyncio.Semaphore(config.max_concurrency)
-        self._client = VendorClient.for_source(
-            config,
-            auth=httpx.BasicAuth(config.public_key, config.private_key.get_secret_value()),
-            stats=self.stats,
-            transport=transport,
-        )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def _get(
-        self, endpoint: str, path: str, params: dict[str, str | int] | None = None
-    ) -> Any:
-        async with self._limit:
-            return await self._client.get_json(endpoint, path, params)
-
-    async def _load_domains(self) -> list[Customer]:
-        body = await self._get("domains", "/v1/saas/domains")
-        return parse_domains(body, Problems(self.stats))
-
-    async def _load_seats(self, customer_id: str) -> list[Seat]:
-        body = await self._get("seats", f"/v1/saas/{quote(customer_id, safe='')}/seats")
-        return parse_seats(body, customer_id, Problems(self.stats))
-
-    async def _load_applications(self, customer_id: str) -> list[ApplicationBackup]:
-        path = f"/v1/saas/{quote(customer_id, safe='')}/applications"
-        items: list[Any] = []
-        page = 1
-        while True:
-            params: dict[str, str | int] = {
-                "daysUntil": self._config.applications_days,
-                "_page": page,
-                "_perPage": self._config.applications_page_size,
-            }
-            envelopes = _envelopes(await self._get("applications", path, params))
-            for envelope in envelopes:
-                items.extend(envelope["items"])
-            if page >= min(_total_pages(envelopes), MAX_PAGES):
-                break
-            page += 1
-        return parse_application_items(items, customer_id, Problems(self.stats))
-
-    async def _customer(self, cache: EndpointCache, customer: Customer) -> _CustomerData:
-        errors: list[str] = []
-        oldest = self._clock()
-        seats: tuple[Seat, ...] = ()
-        applications: tuple[ApplicationBackup, ...] = ()
-        cid = customer.id
-        cached_seats: Cached[list[Seat]] | None
-        cached_apps: Cached[list[ApplicationBackup]] | None
-        try:
-            cached_seats = await cache.get("seats", cid, lambda: self._load_seats(cid))
-        except FetchError as exc:
-            errors.append(f"seats: {exc.reason}")
-            cached_seats = exc.stale
-        if cached_seats is not None:
-            seats = tuple(cached_seats.value)
-            oldest = min(oldest, cached_seats.fetched_at)
-        try:
-            cached_apps = await cache.get("applications", cid, lambda: self._load_applications(cid))
-        except FetchError as exc:
-            errors.append(f"applications: {exc.reason}")
-            cached_apps = exc.stale
-        if cached_apps is not None:
-            applications = tuple(cached_apps.value)
-            oldest = min(oldest, cached_apps.fetched_at)
-        if errors:
-            logger.warning(
-                "msg=%s source=%s customer_id=%s reason=%s",
-                "customer read failed",
-                self.name,
-                cid,
-                "; ".join(errors),
-            )
-        return _CustomerData(seats, applications, "; ".join(errors) or None, oldest)
-
-    async def collect(self, cache: EndpointCache) -> Snapshot:
-        domains = await cache.get("domains", "", self._load_domains)
-        customers: list[Customer] = domains.value
-        ids = {c.id for c in customers}
-        cache.retain("seats", ids)
-        cache.retain("applications", ids)
-        results = await asyncio.gather(*(self._customer(cache, c) for c in customers))
-        return Snapshot(
-            customers=tuple(customers),
-            seats=tuple(s for r in results for s in r.seats),
-            applications=tuple(a for r in results for a in r.applications),
-            customer_errors={
-                c.id: r.error for c, r in zip(customers, results, strict=True) if r.error
-            },
-            oldest_data=min([domains.fetched_at, *(r.oldest for r in results)]),
-        )

@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     ValidationError,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
@@ -137,3 +139,8 @@ def unwrap_list(body: Any, key: str) -> list[Any] | None:
     if isinstance(body, dict) and isinstance(body.get(key), list):
         return list(body[key])
     return None
+
+
+def alias(*names: str) -> Any:
+    """A field read from the first of several names a vendor uses for it."""
+    return Field(None, validation_alias=AliasChoices(*names))

@@ -1,4 +1,4 @@
-"""Legacy Backupify v1 routes: OAuth2 client credentials, Link-paginated lists, and backups that
+"""Legacy Backupify v1's fake API: OAuth2 client credentials, Link-paginated lists, and backups that
 start and finish as time passes.
 
 The v1 API has no published response schema; the simulator serves the shapes the exporter
@@ -13,17 +13,16 @@ import random
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from exporter.simulator.fleet import _FIRST, _SECOND, HOUR
+from exporter.simulator.fleet import HOUR
 from exporter.simulator.routes import VendorRoute, error, page_links
-
-if TYPE_CHECKING:
-    from exporter.simulator.app import Simulator
+from exporter.simulator.tokens import TokenStore
+from exporter.simulator.world import Trouble, World
 
 PER_PAGE: Final = 20
 PERIOD: Final = 6 * HOUR
@@ -56,11 +55,15 @@ class BackupifyFleet:
         return next((i for i in self.instances if str(i.id) == instance_id), None)
 
 
-def generate(seed: int, customers: int, start: float) -> BackupifyFleet:
-    rng = random.Random(seed * 7919 + 2)
+def generate(world: World) -> BackupifyFleet:
+    """Instances for half as many customers as the shared fleet has (at least three), taken
+    from the back of the fleet."""
+    rng = random.Random(world.seed * 7919 + 2)
+    count = max(3, world.customers // 2)
     instances = []
-    for index in range(customers):
-        name = f"{rng.choice(_FIRST)} {rng.choice(_SECOND)}"
+    for index, name in enumerate(
+        world.customer_names(count, offset=len(world.fleet.customers) - count)
+    ):
         definition_id, product = DEFINITIONS[index % 2]
         instances.append(
             Instance(
@@ -77,7 +80,7 @@ def generate(seed: int, customers: int, start: float) -> BackupifyFleet:
             )
         )
     if instances:
-        instances[0].stuck_since = start - 20 * HOUR
+        instances[0].stuck_since = world.start - 20 * HOUR
     if len(instances) > 1:
         instances[1].newest_status = "verifying"  # a status nobody documented
     if len(instances) > 2:
@@ -150,9 +153,35 @@ def _paged(request: Request, items: list[Any]) -> JSONResponse:
     return JSONResponse(items[(page - 1) * PER_PAGE : page * PER_PAGE], headers=headers)
 
 
-def routes(sim: Simulator) -> list[VendorRoute]:
-    fleet = sim.backupify
-    tokens = sim.backupify_tokens
+class BackupifySim:
+    """Backup instances of customers of its own, with backups that start and finish as time
+    passes."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.fleet = generate(world)
+        self.tokens = TokenStore(world.token_ttl)
+
+    def heal(self) -> None:
+        for instance in self.fleet.instances:
+            instance.stuck_since = None
+            instance.newest_status = None
+
+    def incident(self) -> list[Trouble]:
+        instance = self.fleet.instances[0]
+        instance.stuck_since = self.world.start - 20 * HOUR
+        return [
+            Trouble(
+                "long_backup", str(instance.customer_id), instance.customer_name, str(instance.id)
+            )
+        ]
+
+    def routes(self) -> list[VendorRoute]:
+        return _routes(self.world, self.fleet, self.tokens)
+
+
+def _routes(world: World, fleet: BackupifyFleet, tokens: TokenStore) -> list[VendorRoute]:
+    keys = world.credentials
 
     def auth(request: Request) -> bool:
         return tokens.valid(request.headers.get("authorization"))
@@ -162,8 +191,8 @@ def routes(sim: Simulator) -> list[VendorRoute]:
         if form.get("grant_type") != "client_credentials":
             return JSONResponse({"error": "unsupported_grant_type"}, 400)
         if not (
-            secrets.compare_digest(form.get("client_id", ""), sim.client_id)
-            and secrets.compare_digest(form.get("client_secret", ""), sim.client_secret)
+            secrets.compare_digest(form.get("client_id", ""), keys.client_id)
+            and secrets.compare_digest(form.get("client_secret", ""), keys.client_secret)
         ):
             return JSONResponse({"error": "invalid_client"}, 401)
         access, _ = tokens.issue()

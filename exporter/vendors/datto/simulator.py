@@ -1,4 +1,5 @@
-"""Datto SaaS Protection routes, in the spec's shape, the live API's shape, or a mix of both."""
+"""Datto SaaS Protection's fake API over the shared fleet, in the spec's shape, the live API's
+shape, or a mix of both."""
 
 from __future__ import annotations
 
@@ -7,15 +8,13 @@ import binascii
 import math
 import secrets
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from starlette.requests import Request
 
-from exporter.simulator.fleet import DAY, SimCustomer
+from exporter.simulator.fleet import DAY, HOUR, SimCustomer
 from exporter.simulator.routes import VendorRoute, error
-
-if TYPE_CHECKING:
-    from exporter.simulator.app import Simulator
+from exporter.simulator.world import Trouble, World
 
 COSTS: Final = {"domains": 1, "seats": 3, "applications": 2}
 SPEC_LICENSE: Final = {
@@ -30,12 +29,19 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def spec_shaped(sim: Simulator, position: int) -> bool:
-    return sim.shape == "spec" or (sim.shape == "mixed" and position % 2 == 0)
+MALFORMED: Final = {
+    "domains": b'[{"saasCustomerId": 1001, "saasCustomerName": "Cont',
+    "seats": b'{"seats": [{"remoteId": "x",',
+    "applications": b'{"pagination": {"page": 1, "perPage": 100}, "items": [{"customerId": ',
+}
 
 
-def domains(sim: Simulator, now: float) -> Any:
-    if sim.shape == "spec":
+def spec_shaped(world: World, position: int) -> bool:
+    return world.shape == "spec" or (world.shape == "mixed" and position % 2 == 0)
+
+
+def domains(world: World, now: float) -> Any:
+    if world.shape == "spec":
         return {
             "domains": [
                 {
@@ -44,11 +50,11 @@ def domains(sim: Simulator, now: float) -> Any:
                     "domain": c.domain,
                     "status": c.status,
                 }
-                for c in sim.fleet.customers
+                for c in world.fleet.customers
             ]
         }
     out = []
-    for c in sim.fleet.customers:
+    for c in world.fleet.customers:
         active = c.active_seats
         recent = sum(
             1
@@ -77,12 +83,10 @@ def domains(sim: Simulator, now: float) -> Any:
     return out
 
 
-def seats(
-    sim: Simulator, customer: SimCustomer, position: int, request: Request, now: float
-) -> Any:
+def seats(world: World, customer: SimCustomer, position: int, request: Request, now: float) -> Any:
     wanted = request.query_params.get("seatType")
     chosen = [s for s in customer.seats if wanted is None or s.seat_type == wanted]
-    if spec_shaped(sim, position):
+    if spec_shaped(world, position):
         return {
             "seats": [
                 {
@@ -121,7 +125,7 @@ def _int_param(request: Request, name: str, default: int) -> int | None:
 
 
 def applications(
-    sim: Simulator, customer: SimCustomer, position: int, request: Request, now: float
+    world: World, customer: SimCustomer, position: int, request: Request, now: float
 ) -> Any:
     days = _int_param(request, "daysUntil", 10)
     page = _int_param(request, "_page", 1)
@@ -170,12 +174,12 @@ def applications(
         "items": items[(page - 1) * per_page : page * per_page],
     }
     # Some live answers wrap the envelope in an array.
-    if sim.shape != "spec" and position % 3 == 0:
+    if world.shape != "spec" and position % 3 == 0:
         return [envelope]
     return envelope
 
 
-def _basic_auth(sim: Simulator, request: Request) -> bool:
+def _basic_auth(world: World, request: Request) -> bool:
     scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "basic":
         return False
@@ -183,51 +187,92 @@ def _basic_auth(sim: Simulator, request: Request) -> bool:
         user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return False
-    return secrets.compare_digest(user, sim.public_key) and secrets.compare_digest(
-        password, sim.private_key
+    keys = world.credentials
+    return secrets.compare_digest(user, keys.public_key) and secrets.compare_digest(
+        password, keys.private_key
     )
 
 
-def routes(sim: Simulator) -> list[VendorRoute]:
-    def customer_of(request: Request) -> tuple[SimCustomer, int] | None:
-        customer = sim.fleet.customer(request.path_params["customer_id"])
+class DattoSim:
+    """Serves the shared fleet itself: its customers, seats and applications are Datto's."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def _customer_of(self, request: Request) -> tuple[SimCustomer, int] | None:
+        fleet = self.world.fleet
+        customer = fleet.customer(request.path_params["customer_id"])
         if customer is None:
             return None
-        return customer, sim.fleet.customers.index(customer)
+        return customer, fleet.customers.index(customer)
 
-    def size(request: Request) -> int | None:
-        found = customer_of(request)
+    def _size(self, request: Request) -> int | None:
+        found = self._customer_of(request)
         return len(found[0].seats) if found else None
 
-    async def list_domains(request: Request, now: float) -> Any:
-        return domains(sim, now)
+    def _auth(self, request: Request) -> bool:
+        return _basic_auth(self.world, request)
 
-    async def list_seats(request: Request, now: float) -> Any:
-        found = customer_of(request)
+    async def _domains(self, request: Request, now: float) -> Any:
+        return domains(self.world, now)
+
+    async def _seats(self, request: Request, now: float) -> Any:
+        found = self._customer_of(request)
         if found is None:
             return error(404, "Customer not found")
-        return seats(sim, found[0], found[1], request, now)
+        return seats(self.world, found[0], found[1], request, now)
 
-    async def list_applications(request: Request, now: float) -> Any:
-        found = customer_of(request)
+    async def _applications(self, request: Request, now: float) -> Any:
+        found = self._customer_of(request)
         if found is None:
             return error(404, "Customer not found")
-        return applications(sim, found[0], found[1], request, now)
+        return applications(self.world, found[0], found[1], request, now)
 
-    def auth(request: Request) -> bool:
-        return _basic_auth(sim, request)
+    def routes(self) -> list[VendorRoute]:
+        return [
+            VendorRoute(
+                "/v1/saas/domains",
+                "domains",
+                self._domains,
+                self._auth,
+                COSTS["domains"],
+                malformed=MALFORMED["domains"],
+            ),
+            VendorRoute(
+                "/v1/saas/{customer_id}/seats",
+                "seats",
+                self._seats,
+                self._auth,
+                COSTS["seats"],
+                self._size,
+                malformed=MALFORMED["seats"],
+            ),
+            VendorRoute(
+                "/v1/saas/{customer_id}/applications",
+                "applications",
+                self._applications,
+                self._auth,
+                COSTS["applications"],
+                self._size,
+                malformed=MALFORMED["applications"],
+            ),
+        ]
 
-    return [
-        VendorRoute("/v1/saas/domains", "domains", list_domains, auth, COSTS["domains"]),
-        VendorRoute(
-            "/v1/saas/{customer_id}/seats", "seats", list_seats, auth, COSTS["seats"], size
-        ),
-        VendorRoute(
-            "/v1/saas/{customer_id}/applications",
-            "applications",
-            list_applications,
-            auth,
-            COSTS["applications"],
-            size,
-        ),
-    ]
+    def heal(self) -> None:
+        for index, customer in enumerate(self.world.fleet.customers):
+            customer.status = "active"
+            for number, seat in enumerate(customer.seats):
+                if seat.state == "Active":
+                    seat.backup_age = HOUR * (1 + (index + number) % 8)
+            for app in customer.applications:
+                for day, entry in enumerate(app.history):
+                    entry.status = "Success"
+                    entry.start_age = day * DAY + 2 * HOUR
+                    entry.end_age = day * DAY + 1.5 * HOUR
+
+    def incident(self) -> list[Trouble]:
+        customer = self.world.fleet.customers[0]
+        for seat in customer.seats:
+            if seat.state == "Active":
+                seat.backup_age = 3 * DAY + 2 * HOUR
+        return [Trouble("stale_seats", str(customer.id), customer.name)]

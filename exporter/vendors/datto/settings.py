@@ -1,0 +1,23 @@
+"""The config section of a Datto SaaS Protection source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, HttpUrl, SecretStr
+
+from exporter.settings import SourceBase
+
+
+class DattoSettings(SourceBase):
+    SECRETS = ("private_key",)
+    REQUIRED_SECRETS = ("private_key",)
+
+    vendor: Literal["datto"] = Field(alias="type")
+    base_url: HttpUrl = HttpUrl("https://api.datto.com")
+    public_key: Annotated[str, Field(min_length=1)]
+    private_key: SecretStr | None = None
+    private_key_file: Path | None = None
+    applications_days: Annotated[int, Field(ge=1, le=30)] = 10
+    applications_page_size: Annotated[int, Field(ge=1, le=1000)] = 100
