@@ -6,7 +6,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEBIAN_TOOLS := prometheus prometheus-alertmanager
 
-.PHONY: demo test lint tools bench dashboards clean
+.PHONY: demo test lint tools bench dashboards alerts clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ test: $(STAMP) tools lint
 # The generated JSON is committed; tests/test_dashboards.py fails when it drifts from the code.
 dashboards: $(STAMP)
 	$(PY) dashboards/generate.py
+
+# So are the generated rules (thresholds in alerts/thresholds.py, shared with the dashboards);
+# tests/test_alert_rules.py fails when they drift.
+alerts: $(STAMP)
+	$(PY) alerts/generate.py
 
 bench: $(STAMP)
 	$(PY) bench/bench_scrape.py

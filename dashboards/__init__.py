@@ -1,1 +1,1 @@
-"""Grafana dashboards: generate.py writes the JSON files beside it (`make dashboards`)."""
+"""Grafana dashboards, as code: generate.py writes the JSON files beside it (`make dashboards`)."""

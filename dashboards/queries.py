@@ -1,0 +1,85 @@
+"""PromQL for the dashboards: selectors, the joins and fallbacks they share, and query targets.
+
+Every selector matches variables with `=~`, so the same query works for one value, several, or
+All (`.*`). Customers are shown by the display name joined from saas_backup_customer_info; the
+join's right-hand side is `topk by (...) (1, ...)` so that two info series for one customer (two
+exporters that disagree on a name just changed, say) cannot break the join with a many-to-many
+error.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from grafana_foundation_sdk.builders import prometheus
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+from alerts.thresholds import SEAT_CRITICAL_HOURS, SEAT_STALE_HOURS
+
+# Each dashboard takes its Prometheus from a `datasource` variable: the JSON names no data
+# source of anyone's.
+DATASOURCE: Final = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
+
+
+def seconds(hours: int) -> int:
+    return hours * 3600
+
+
+STALE: Final = seconds(SEAT_STALE_HOURS)  # as SaaSBackupSeatsNotBackedUp24h
+CRITICAL: Final = seconds(SEAT_CRITICAL_HOURS)  # as SaaSBackupSeatsNotBackedUp72h
+
+SEAT_TIME: Final = "saas_backup_seat_last_backup_timestamp_seconds"
+SEAT_AGE: Final = f"time() - {SEAT_TIME}"
+BY_CUSTOMER: Final = "on (source, customer_id)"
+
+
+def sel(*matchers: str) -> str:
+    return "{" + ", ".join(matchers) + "}"
+
+
+SOURCE: Final = 'source=~"$source"'
+CUSTOMER: Final = 'customer_id=~"$customer"'
+LICENSED: Final = 'license_state="licensed"'
+FAILED: Final = 'status="failed"'
+LICENSE_STATES: Final = 'license_state=~"$license_state"'
+JOBS: Final = 'job=~"$job"'
+
+
+def or_zero(expr: str, where: str | None = None) -> str:
+    """A count that is 0, not "No data", when nothing matches.
+
+    With `where`, 0 only when that finds something: a count the vendor may not report at all
+    stays "No data" rather than claim a healthy 0. tests/test_dashboards_live.py strips these exact
+    suffixes to prove the query before it finds data.
+    """
+    if where is None:
+        return f"{expr} or vector(0)"
+    return f"{expr}\nor on () count({where}) * 0"
+
+
+def with_customer_name(expr: str, selector: str, labels: str = "customer_name") -> str:
+    return (
+        f"{expr}\n* on (source, customer_id) group_left ({labels})\n"
+        f"topk by (source, customer_id) (1, saas_backup_customer_info{selector})"
+    )
+
+
+def query(
+    expr: str,
+    ref: str = "A",
+    *,
+    legend: str | None = None,
+    instant: bool = False,
+    as_table: bool = False,
+) -> prometheus.Dataquery:
+    target = prometheus.Dataquery().expr(expr).ref_id(ref).datasource(DATASOURCE)
+    if legend is not None:
+        target = target.legend_format(legend)
+    if as_table:
+        target = target.format(PromQueryFormat.TABLE).instant()
+    elif instant:
+        target = target.instant()
+    else:
+        target = target.range()
+    return target
