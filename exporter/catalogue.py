@@ -216,7 +216,8 @@ APPLICATION_LAST_BACKUP_STATUS: Final = MetricDef(
 APPLICATION_SERVICES: Final = MetricDef(
     "saas_backup_application_services",
     "gauge",
-    "Services of the application in its newest backup: active, backed_up, perfect." + CACHED,
+    "Services of the application in its newest backup (for daily windows, the last day's): "
+    "active, backed_up, perfect; uningested: found but not yet taken into backup." + CACHED,
     ("source", "customer_id", "application", "state"),
 )
 
@@ -248,7 +249,7 @@ LAST_BACKUP_END_TIMESTAMP_SECONDS: Final = MetricDef(
 RESTORE_JOBS: Final = MetricDef(
     "saas_backup_restore_jobs",
     "gauge",
-    "Restore and download jobs started within the restore window, by status." + CACHED,
+    "Restore, download and export jobs started within the restore window, by status." + CACHED,
     ("source", "type", "status"),
 )
 
@@ -256,7 +257,7 @@ RESTORE_JOBS: Final = MetricDef(
 RESTORE_JOB_START_TIMESTAMP_SECONDS: Final = MetricDef(
     "saas_backup_restore_job_start_timestamp_seconds",
     "gauge",
-    "Unix time at which a recent restore or download job started." + CACHED,
+    "Unix time at which a recent restore, download or export job started." + CACHED,
     ("source", "customer_id", "job_id", "type", "status"),
 )
 
@@ -264,8 +265,91 @@ RESTORE_JOB_START_TIMESTAMP_SECONDS: Final = MetricDef(
 RESTORE_JOB_END_TIMESTAMP_SECONDS: Final = MetricDef(
     "saas_backup_restore_job_end_timestamp_seconds",
     "gauge",
-    "Unix time at which a recent restore or download job ended." + CACHED,
+    "Unix time at which a recent restore, download or export job ended." + CACHED,
     ("source", "customer_id", "job_id", "type", "status"),
+)
+
+CUSTOMER_USED_BYTES: Final = MetricDef(
+    "saas_backup_customer_used_bytes",
+    "gauge",
+    "Storage used by the customer's backups, as the vendor reports it." + CACHED,
+    ("source", "customer_id"),
+)
+
+
+SEATS_BILLABLE: Final = MetricDef(
+    "saas_backup_seats_billable",
+    "gauge",
+    "Seats the vendor bills for." + CACHED,
+    ("source", "customer_id"),
+)
+
+
+APPLICATION_LAST_FULLY_PROTECTED_TIMESTAMP_SECONDS: Final = MetricDef(
+    "saas_backup_application_last_fully_protected_timestamp_seconds",
+    "gauge",
+    "Unix time at which every service of the application was last backed up; where the vendor "
+    "gives only a bucket (over N days ago), the bucket's bound, so the age is a lower bound."
+    + CACHED,
+    ("source", "customer_id", "application"),
+)
+
+
+APPLICATION_USED_BYTES: Final = MetricDef(
+    "saas_backup_application_used_bytes",
+    "gauge",
+    "Storage used by the application's backups, as the vendor reports it." + CACHED,
+    ("source", "customer_id", "application"),
+)
+
+
+APPLICATION_BACKUP_PROGRESS_RATIO: Final = MetricDef(
+    "saas_backup_application_backup_progress_ratio",
+    "gauge",
+    "Progress (0-1) of the application's running backup, as the vendor reports it." + CACHED,
+    ("source", "customer_id", "application"),
+)
+
+
+APPLICATION_ENABLED: Final = MetricDef(
+    "saas_backup_application_enabled",
+    "gauge",
+    "1 if the application's backups are switched on at the vendor, 0 if paused or archived."
+    + CACHED,
+    ("source", "customer_id", "application"),
+)
+
+
+INSTANCE_LAST_SUCCESS_TIMESTAMP_SECONDS: Final = MetricDef(
+    "saas_backup_instance_last_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the backup instance's last successful backup, as the vendor reports it." + CACHED,
+    ("source", "customer_id", "instance_id"),
+)
+
+
+INSTANCE_BACKUP_INTERVAL_SECONDS: Final = MetricDef(
+    "saas_backup_instance_backup_interval_seconds",
+    "gauge",
+    "How often the backup instance is scheduled to back up; absent when its schedule is off."
+    + CACHED,
+    ("source", "customer_id", "instance_id"),
+)
+
+
+RESTORE_JOB_RECORDS_PROCESSED: Final = MetricDef(
+    "saas_backup_restore_job_records_processed",
+    "gauge",
+    "Records a recent restore, download or export job has processed." + CACHED,
+    ("source", "customer_id", "job_id", "type"),
+)
+
+
+RESTORE_JOB_RECORDS_FAILED: Final = MetricDef(
+    "saas_backup_restore_job_records_failed",
+    "gauge",
+    "Records a recent restore, download or export job failed to process." + CACHED,
+    ("source", "customer_id", "job_id", "type"),
 )
 
 
@@ -300,4 +384,14 @@ CATALOGUE: Final = (
     RESTORE_JOBS,
     RESTORE_JOB_START_TIMESTAMP_SECONDS,
     RESTORE_JOB_END_TIMESTAMP_SECONDS,
+    CUSTOMER_USED_BYTES,
+    SEATS_BILLABLE,
+    APPLICATION_LAST_FULLY_PROTECTED_TIMESTAMP_SECONDS,
+    APPLICATION_USED_BYTES,
+    APPLICATION_BACKUP_PROGRESS_RATIO,
+    APPLICATION_ENABLED,
+    INSTANCE_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    INSTANCE_BACKUP_INTERVAL_SECONDS,
+    RESTORE_JOB_RECORDS_PROCESSED,
+    RESTORE_JOB_RECORDS_FAILED,
 )

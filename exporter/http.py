@@ -235,6 +235,7 @@ class VendorClient:
         auth: httpx.Auth | None,
         stats: ApiStats,
         transport: httpx.AsyncBaseTransport | None,
+        headers: Mapping[str, str] | None = None,
     ) -> VendorClient:
         return cls(
             base_url=str(config.base_url),
@@ -242,6 +243,7 @@ class VendorClient:
             timeout=config.timeout_seconds,
             connect_timeout=config.connect_timeout_seconds,
             auth=auth,
+            headers=headers,
             stats=stats,
             transport=transport,
         )
@@ -369,7 +371,7 @@ class VendorClient:
             raise TransientError(f"{what}: HTTP {code}")
         if code == 401:
             raise VendorError(f"{what}: HTTP 401 (check the credentials)")
-        if code == 404 and call.allow_empty:
+        if code == 204 and call.allow_empty:
             return Reply(None, response.headers, str(response.url), {})
         if code >= 300:
             raise VendorError(f"{what}: HTTP {code}")

@@ -49,6 +49,8 @@ class Customer:
     services_active: int | None = None
     services_recently_backed_up: int | None = None
     backup_ratio: float | None = None
+    # Storage the vendor reports for the customer's backups.
+    used_bytes: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,8 @@ class Seat:
     # False when the vendor gives no per-seat backup time at all (Datto's live /seats);
     # only then is a missing last_backup "unknown" rather than "never backed up".
     reports_backup_time: bool = False
+    # Whether the vendor bills the seat; None where it does not say.
+    billable: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,18 @@ class ApplicationBackup:
     services_active: int | None = None
     services_backed_up: int | None = None
     services_perfect: int | None = None
+    # Services found but not yet taken into backup.
+    services_uningested: int | None = None
+    # The last time every service of the application was backed up; where the vendor gives
+    # only a bucket ("over 10 days ago"), the bucket's bound: a lower bound of the age.
+    last_fully_protected: float | None = None
+    used_bytes: float | None = None
+    # A running backup's progress, 0-1.
+    progress: float | None = None
+    # False: the vendor has this application's backups switched off (paused, archived).
+    enabled: bool | None = None
+    # The vendor's own words for when the next backup runs ("In 7 hours"), shown as given.
+    next_backup: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +104,12 @@ class BackupRun:
 class RestoreJob:
     job_id: str
     customer_id: str
-    kind: str  # restore, download or unknown
+    kind: str  # restore, download, export or unknown
     status: str
     started: float | None
     ended: float | None
+    records_processed: int | None = None
+    records_failed: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +120,9 @@ class BackupInstance:
     instance_id: str
     name: str
     definition: str
+    last_success: float | None = None
+    # How often the instance is meant to back up; None when it is not meant to (or unknown).
+    backup_interval: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,16 +78,24 @@ def _customer_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
             )
         if c.backup_ratio is not None:
             rows.add(m.CUSTOMER_BACKUP_RATIO, c.backup_ratio, **customer)
+        if c.used_bytes is not None:
+            rows.add(m.CUSTOMER_USED_BYTES, c.used_bytes, **customer)
 
 
 def _seat_rows(rows: _Rows, source: str, snap: Snapshot, config: MetricsConfig) -> None:
     counts: Counter[tuple[str, str, str]] = Counter()
     never: Counter[tuple[str, str, str]] = Counter()
+    # Only customers whose vendor says which seats it bills get the series (zero included).
+    billable: dict[str, int] = {}
     for seat in snap.seats:
         key = (seat.customer_id, seat.seat_type, seat.license_state)
         counts[key] += 1
         if seat.reports_backup_time and seat.last_backup is None:
             never[key] += 1
+        if seat.billable is not None:
+            billable[seat.customer_id] = billable.get(seat.customer_id, 0) + seat.billable
+    for customer_id, count in billable.items():
+        rows.add(m.SEATS_BILLABLE, count, source=source, customer_id=customer_id)
     for metric, counted in ((m.SEATS, counts), (m.SEATS_NEVER_BACKED_UP, never)):
         for (customer_id, seat_type, license_state), count in counted.items():
             rows.add(
@@ -135,9 +143,18 @@ def _application_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
             ("active", app.services_active),
             ("backed_up", app.services_backed_up),
             ("perfect", app.services_perfect),
+            ("uningested", app.services_uningested),
         ):
             if value is not None:
                 rows.add(m.APPLICATION_SERVICES, value, **labels, state=state)
+        for metric, amount in (
+            (m.APPLICATION_LAST_FULLY_PROTECTED_TIMESTAMP_SECONDS, app.last_fully_protected),
+            (m.APPLICATION_USED_BYTES, app.used_bytes),
+            (m.APPLICATION_BACKUP_PROGRESS_RATIO, app.progress),
+            (m.APPLICATION_ENABLED, None if app.enabled is None else float(app.enabled)),
+        ):
+            if amount is not None:
+                rows.add(metric, amount, **labels)
 
 
 def _run_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
@@ -151,6 +168,15 @@ def _run_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
             instance_name=inst.name,
             definition=inst.definition,
         )
+        instance = {
+            "source": source,
+            "customer_id": inst.customer_id,
+            "instance_id": inst.instance_id,
+        }
+        if inst.last_success is not None:
+            rows.add(m.INSTANCE_LAST_SUCCESS_TIMESTAMP_SECONDS, inst.last_success, **instance)
+        if inst.backup_interval is not None:
+            rows.add(m.INSTANCE_BACKUP_INTERVAL_SECONDS, inst.backup_interval, **instance)
     for run in snap.active_backups:
         if run.started is not None:
             rows.add(
@@ -184,6 +210,11 @@ def _run_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
             rows.add(m.RESTORE_JOB_START_TIMESTAMP_SECONDS, job.started, **labels)
         if job.ended is not None:
             rows.add(m.RESTORE_JOB_END_TIMESTAMP_SECONDS, job.ended, **labels)
+        records = {k: v for k, v in labels.items() if k != "status"}
+        if job.records_processed is not None:
+            rows.add(m.RESTORE_JOB_RECORDS_PROCESSED, job.records_processed, **records)
+        if job.records_failed is not None:
+            rows.add(m.RESTORE_JOB_RECORDS_FAILED, job.records_failed, **records)
     for (kind, status), count in jobs.items():
         rows.add(m.RESTORE_JOBS, count, source=source, type=kind, status=status)
 

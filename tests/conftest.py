@@ -22,6 +22,10 @@ import uvicorn
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.app import build_app
+from exporter.config import build_config
+from exporter.simulator.app import Simulator
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -252,3 +256,60 @@ class Prometheus:
                 last = exc
             time.sleep(0.25)
         raise AssertionError(f"Prometheus: {expr} never as expected; last: {last!r}")
+
+
+# Backupify v1 and CloudAlly sources against the simulator.
+RETRY = {
+    "attempts": 2,
+    "initial_backoff_seconds": 0.05,
+    "max_backoff_seconds": 0.2,
+    "jitter_seconds": 0.05,
+}
+
+
+def backupify_source(base_url: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "name": "backupify",
+        "type": "backupify",
+        "base_url": base_url,
+        "client_id": "demo-client",
+        "client_secret": "demo-secret",
+        "timeout_seconds": 5,
+        "retry": RETRY,
+        **overrides,
+    }
+
+
+def cloudally_source(base_url: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "name": "cloudally",
+        "type": "cloudally",
+        "base_url": base_url,
+        "client_id": "demo-client",
+        "client_secret": "demo-secret",
+        "timeout_seconds": 5,
+        "retry": RETRY,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def sim_server() -> Iterator[tuple[Simulator, ServerThread]]:
+    sim = Simulator(customers=6, seats_per_customer=5, seed=3, token_ttl=3600)
+    with ServerThread(sim.app()) as server:
+        yield sim, server
+
+
+def exporter_for(*sources: dict[str, Any], ttl: float = 300) -> Any:
+    config = build_config(
+        {"cache": {"ttl_seconds": ttl, "warm_up": False}, "sources": list(sources)}
+    )
+    return build_app(config)
+
+
+def scrape(exporter: ServerThread) -> str:
+    response = httpx.get(
+        exporter.url + "/metrics", headers={"X-Prometheus-Scrape-Timeout-Seconds": "15"}, timeout=30
+    )
+    assert response.status_code == 200
+    return response.text

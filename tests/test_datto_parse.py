@@ -13,6 +13,7 @@ from exporter.http import VendorError
 from exporter.model import UNKNOWN
 from exporter.parsing import Problems
 from exporter.vendors.datto.parse import (
+    fully_protected,
     license_state,
     parse_application_items,
     parse_domains,
@@ -119,10 +120,13 @@ def test_unexpected_seat_shapes_fail_the_customer_clearly(body: Any) -> None:
         parse_seats(body, "7", Problems())
 
 
-def test_applications_newest_first_epoch_ms_and_unknown_status() -> None:
+def test_history_without_windows_is_read_as_backups_newest_first() -> None:
     problems = Problems()
-    apps = parse_application_items(live()["applications"]["items"], "360466", problems)
-    by_name = {a.application: a for a in apps}
+    read = parse_application_items(
+        live()["applications_without_windows"]["items"], "360466", problems, FETCHED
+    )
+    assert read.used_bytes == 123456789
+    by_name = {a.application: a for a in read.applications}
     assert sorted(by_name) == ["Office365Exchange", "OneDrive", "Teams"]
     exchange = by_name["Office365Exchange"]
     assert exchange.last_backup == 1776517200.0
@@ -140,3 +144,81 @@ def test_applications_newest_first_epoch_ms_and_unknown_status() -> None:
     assert teams.status == UNKNOWN
     assert teams.last_backup == 1776434400.0
     assert problems.count == 1  # the garbage startTime
+
+
+FETCHED = 1776515000.0
+
+
+def test_live_daily_windows() -> None:
+    problems = Problems()
+    read = parse_application_items(live()["applications"]["items"], "360466", problems, FETCHED)
+    assert read.used_bytes == 123456789
+    by_name = {a.application: a for a in read.applications}
+    # The application label is the vendor's appType as given.
+    assert sorted(by_name) == [
+        "Office365Exchange",
+        "Office365OneDrive",
+        "Office365SharePoint",
+        "Office365Teams",
+        "Office365Viva",
+    ]
+    exchange = by_name["Office365Exchange"]
+    # "7 of 81 mailboxes not backed up in the last day": the Between0dAnd1d window's counts.
+    assert (exchange.services_active, exchange.services_backed_up) == (81, 74)
+    assert exchange.services_perfect == 70
+    assert exchange.status == "partial"
+    assert exchange.services_uningested == 0
+    assert exchange.used_bytes == 100000000
+    assert exchange.last_fully_protected == 1776513600.0 - 2 * 86400
+    # Window bounds are never a last-backup time.
+    assert all(a.last_backup is None for a in read.applications)
+
+    onedrive = by_name["Office365OneDrive"]
+    # Out of order: the window named Between0dAnd1d is the last day, not the first entry.
+    assert (onedrive.services_active, onedrive.services_backed_up, onedrive.status) == (
+        40,
+        40,
+        "success",
+    )
+    assert onedrive.services_uningested == 3
+    # A bucket exports its bound: fetch time minus ten days, a lower bound of the age.
+    assert onedrive.last_fully_protected == FETCHED - 10 * 86400
+    sharepoint = by_name["Office365SharePoint"]
+    assert sharepoint.status == "pending"  # Insufficient History: a new tenant
+    assert sharepoint.last_fully_protected == FETCHED - 1 * 86400
+    teams = by_name["Office365Teams"]
+    assert teams.status == UNKNOWN  # a status word Datto has not been seen to use
+    assert teams.last_fully_protected is None  # an unreadable bucket: no sample
+    viva = by_name["Office365Viva"]
+    # No Between0dAnd1d window at all: the first entry, the newest, stands in.
+    assert (viva.services_active, viva.services_backed_up, viva.status) == (2, 2, "success")
+    assert viva.last_fully_protected is None  # 12345 is no epoch-ms time
+    assert problems.count == 2  # the unreadable bucket and the implausible number
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1776513600000, 1776513600.0),
+        ("1776513600000", 1776513600.0),
+        ("OVER_10_DAYS_AGO", FETCHED - 10 * 86400),
+        ("over_30_days_ago", FETCHED - 30 * 86400),
+        ("BETWEEN_1_AND_2_DAYS_AGO", FETCHED - 86400),
+        ("OVER_1_DAY_AGO", FETCHED - 86400),
+        ("YESTERDAY", None),
+        ("", None),
+        (True, None),
+        (None, None),
+    ],
+)
+def test_last_fully_protected_time(value: object, expected: float | None) -> None:
+    problems = Problems()
+    assert fully_protected(value, FETCHED, problems) == expected
+    assert problems.count == (1 if expected is None and value not in (None, True) else 0)
+
+
+def test_live_seats_billable() -> None:
+    problems = Problems()
+    seats = parse_seats(live()["seats"], "360466", problems)
+    by_id = {s.id: s.billable for s in seats}
+    assert by_id == {"a1b2": True, "c3d4": False, "e5f6": False, "g7h8": False, "i9j0": None}

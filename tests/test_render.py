@@ -11,7 +11,14 @@ import pytest
 from exporter.config import MetricsConfig
 from exporter.exposition import Exposition, _Static, gzip_join, wants_gzip, wants_openmetrics
 from exporter.http import ApiStats
-from exporter.model import ApplicationBackup, Customer, Seat, Snapshot
+from exporter.model import (
+    ApplicationBackup,
+    BackupInstance,
+    Customer,
+    RestoreJob,
+    Seat,
+    Snapshot,
+)
 from exporter.refresh import SourceState
 from exporter.render import render
 from tests.conftest import promtool_check_metrics
@@ -90,7 +97,54 @@ def states() -> list[SourceState]:
         duration=0.5,
         error="HTTP 401",
     )
-    return [up, down]
+    return [up, down, live()]
+
+
+def live() -> SourceState:
+    """The signals the vendors' live APIs add: daily windows, storage, billable seats, instance
+    schedules and export records."""
+    snapshot = Snapshot(
+        customers=(
+            Customer(
+                "7", "Tailspin", "tailspin.example", "microsoft_365", "active", used_bytes=5e9
+            ),
+        ),
+        seats=(
+            Seat("7", "u-1", "Una", "user", "licensed", billable=True),
+            Seat("7", "u-2", "Ugo", "user", "unlicensed", billable=False),
+            Seat("7", "u-3", "Uma", "user", "paused", billable=True),
+        ),
+        applications=(
+            ApplicationBackup(
+                "7",
+                "Office365Exchange",
+                None,
+                "partial",
+                81,
+                74,
+                70,
+                services_uningested=2,
+                last_fully_protected=NOW - 10 * 86400,
+                used_bytes=4e9,
+            ),
+            ApplicationBackup(
+                "7",
+                "sharepoint_multi",
+                NOW - 3 * 86400,
+                "failed",
+                used_bytes=7355928.0,
+                enabled=False,
+                next_backup="In 7 hours",
+            ),
+        ),
+        instances=(
+            BackupInstance("7", "701", "Office 365", "Office 365", NOW - 86400, 86400.0),
+            BackupInstance("7", "702", "Google Apps", "Google Apps", None, None),
+        ),
+        restore_jobs=(RestoreJob("e-1", "7", "export", "failed", NOW - 7200, NOW - 3600, 120, 3),),
+        oldest_data=NOW - 30,
+    )
+    return SourceState("live", "mixed", ApiStats(), 1, snapshot, True, True, NOW - 30)
 
 
 @pytest.mark.parametrize(

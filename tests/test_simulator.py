@@ -116,7 +116,7 @@ def test_spec_shape() -> None:
 
 
 def test_applications_paging_and_history(sim: Simulator, client: httpx.Client) -> None:
-    customer = sim.fleet.customers[1]
+    customer = sim.fleet.customers[2]  # the mixed fleet's even positions have the spec shape
     path = f"/v1/saas/{customer.id}/applications"
     first = client.get(path, params={"_perPage": 1}).json()
     assert first["pagination"]["totalPages"] == len(customer.applications)
@@ -132,10 +132,51 @@ def test_applications_paging_and_history(sim: Simulator, client: httpx.Client) -
     short = client.get(path, params={"daysUntil": 1}).json()
     assert len(short["items"][0]["suites"][0]["appTypes"][0]["backupHistory"]) < len(history)
     assert client.get(path, params={"daysUntil": 31}).status_code == 400
+    assert all("timeWindow" not in h for h in history)
     # Every third customer's envelope comes wrapped in an array, as the live API sometimes does.
     wrapped = client.get(f"/v1/saas/{sim.fleet.customers[0].id}/applications").json()
     assert isinstance(wrapped, list)
     assert "pagination" in wrapped[0]
+
+
+def test_live_applications_are_daily_windows() -> None:
+    sim = Simulator(customers=6, seats_per_customer=10, seed=11, shape="live")
+    now = time.time()
+    seen_status: set[str] = set()
+    buckets = uningested = 0
+    with ServerThread(sim.app()) as server:
+        for customer in sim.fleet.customers:
+            path = f"/v1/saas/{customer.id}/applications"
+            body = httpx.get(server.url + path, auth=AUTH).json()
+            envelope = body[0] if isinstance(body, list) else body
+            (item,) = envelope["items"]  # one item per customer, its suites inside
+            apps = [a for suite in item["suites"] for a in suite["appTypes"]]
+            assert item["usedBytes"] == sum(a["usedBytes"] for a in apps)
+            assert len(apps) == len(customer.applications)
+            for app in apps:
+                assert not app["appType"].startswith(("OneDrive", "SharePoint", "Teams"))
+                windows = app["backupHistory"]
+                names = [w["timeWindow"] for w in windows]
+                assert names == [f"Between{d}dAnd{d + 1}d" for d in range(len(windows))]
+                for w in windows:
+                    # Live startTime is the window's later bound.
+                    assert w["startTime"] - w["endTime"] == 86_400_000
+                    assert w["startTime"] <= now * 1000 + 1000
+                    seen_status.add(w["status"])
+                protected = app["lastFullyProtectedTime"]
+                if isinstance(protected, str):
+                    buckets += 1
+                    assert protected == "OVER_10_DAYS_AGO"
+                else:
+                    assert 0 < now - protected / 1000 < 11 * 86400
+                uningested += app["uningestedServiceCount"]
+            seats = httpx.get(server.url + f"/v1/saas/{customer.id}/seats", auth=AUTH).json()
+            for seat in seats:
+                billable = seat["seatType"] == "User" and seat["seatState"] != "Unprotected"
+                assert seat["billable"] == ("1" if billable else "")
+    assert seen_status == {"Perfect", "Backup With Issues", "Insufficient History"}
+    assert buckets >= 1
+    assert uningested > 0
 
 
 def test_rate_limit_headers_and_budget() -> None:

@@ -127,6 +127,10 @@ class SimApplication:
     app_type: str
     suite_type: str
     history: list[SimHistory]
+    # Services found but not yet taken into backup.
+    uningested: int = 0
+    # A new tenant: too little history for the vendor to judge.
+    new: bool = False
 
 
 @dataclass
@@ -336,6 +340,13 @@ def _add_applications(rng: random.Random, customers: list[SimCustomer]) -> None:
                 newest = "Failed"
             elif index == 2 % max(len(customers), 1) and app_index == 1:
                 newest = "Partial"
-            customer.applications.append(
-                SimApplication(app_type, customer.product, _history(rng, customer, newest, lag))
-            )
+            app = SimApplication(app_type, customer.product, _history(rng, customer, newest, lag))
+            if newest == "Failed":
+                # Never all backed up within the history: the vendor can only say "over N days".
+                for entry in app.history[1:]:
+                    entry.with_backup = min(entry.with_backup, max(entry.active - 1, 0))
+                    entry.perfect = min(entry.perfect, entry.with_backup)
+            if index == 3 % max(len(customers), 1) and app_index == 2:
+                app.uningested = 2
+            app.new = index == 4 % max(len(customers), 1) and len(customers) > 4
+            customer.applications.append(app)

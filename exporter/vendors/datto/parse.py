@@ -7,12 +7,24 @@ Accepts both the published spec's shapes and what the live API returns:
 - ``/v1/saas/{id}/seats``: spec seats carry ``licenseStatus``, ``displayName``, ``email`` and
   ``lastBackup``; live seats carry ``seatState``, ``name``, ``mainId``, ``billable`` and no
   backup time at all.
-- ``/v1/saas/{id}/applications``: a paged envelope, sometimes wrapped in an array; history
-  times are epoch milliseconds and index 0 is the newest entry.
+- ``/v1/saas/{id}/applications``: a paged envelope, sometimes wrapped in an array. Live, each
+  ``backupHistory`` entry is a daily window, not a backup: ``timeWindow`` Between0dAnd1d ...
+  Between9dAnd10d, newest first, ``startTime`` the *later* bound, with per-window service counts
+  and a status of ``Perfect``, ``Backup With Issues`` or ``Insufficient History``. Entries
+  without a ``timeWindow`` are read as individual backups, as before (epoch milliseconds, index
+  0 the newest). ``lastFullyProtectedTime`` is epoch milliseconds or a bucket such as
+  ``OVER_10_DAYS_AGO``; ``usedBytes`` and ``uningestedServiceCount`` come per application.
+
+Source of the live facts: the TypeScript MCP server for Datto SaaS Protection run against the
+live API (GitHub itsimplyltd/datto-saas-protection-mcp, src/datto-api.ts and
+src/backup-report-summary.ts).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from dataclasses import dataclass
 from typing import Any, Final
 
 from exporter.http import VendorError
@@ -49,6 +61,21 @@ LICENSE_STATES: Final = {
 
 PRODUCTS: Final = {"office365": "microsoft_365", "google_apps": "google_workspace"}
 
+# Statuses of a live daily window; Datto has shown no failure word yet, so anything else is
+# unknown rather than guessed.
+WINDOW_STATUSES: Final = {
+    "perfect": "success",
+    "backup with issues": "partial",
+    "insufficient history": "pending",
+}
+NEWEST_WINDOW: Final = "Between0dAnd1d"
+# lastFullyProtectedTime buckets: OVER_10_DAYS_AGO, BETWEEN_1_AND_2_DAYS_AGO. The first number
+# is the lower bound of the age.
+_BUCKET = re.compile(r"^(?:OVER|BETWEEN)_(\d{1,4})_(?:AND_\d{1,4}_)?DAYS?_AGO$")
+DAY: Final = 86400.0
+# The spec's and the live API's words for a billable seat.
+BILLABLE: Final = {"1": True, "true": True, "": False, "0": False, "false": False}
+
 
 class BackupStats(VendorModel):
     activeServicesCount: Int = None
@@ -77,20 +104,38 @@ class SeatRecord(VendorModel):
     licenseStatus: Text = None
     seatState: Text = None
     lastBackup: Timestamp = None
+    billable: Text = None
 
 
 class AppRecord(VendorModel):
     appType: Text = None
     backupHistory: list[Any] | None = None
+    usedBytes: Float = None
+    uningestedServiceCount: Int = None
+    # Epoch milliseconds or a bucket string: read by fully_protected().
+    lastFullyProtectedTime: int | float | str | None = None
 
 
 class HistoryEntry(VendorModel):
+    timeWindow: Text = None
     startTime: Timestamp = None
     endTime: Timestamp = None
     status: Text = None
     activeServiceCount: Int = None
     activeServiceWithBackupCount: Int = None
     activeServiceWithPerfectBackupCount: Int = None
+
+
+class Item(VendorModel):
+    usedBytes: Float = None
+
+
+@dataclass(frozen=True, slots=True)
+class Applications:
+    """One customer's /applications answer."""
+
+    applications: list[ApplicationBackup]
+    used_bytes: float | None
 
 
 def license_state(value: str | None) -> str:
@@ -149,9 +194,40 @@ def parse_seats(body: Any, customer_id: str, problems: Problems) -> list[Seat]:
                 license_state=license_state(record.licenseStatus or record.seatState),
                 last_backup=record.lastBackup,
                 reports_backup_time="lastBackup" in record.model_fields_set,
+                billable=billable(record.billable, "billable" in record.model_fields_set, problems),
             )
         )
     return seats
+
+
+def billable(value: str | None, given: bool, problems: Problems) -> bool | None:
+    """Live seats say "1" or "" (Datto's docs say "0", never seen live); None when not given."""
+    if not given:
+        return None
+    word = BILLABLE.get((value or "").strip().lower())
+    if word is None:
+        problems.add("seats.billable", "not 1 or empty")
+    return word
+
+
+def fully_protected(value: object, fetched_at: float, problems: Problems) -> float | None:
+    """``lastFullyProtectedTime`` in Unix seconds. A bucket (over N days ago) becomes its bound,
+    fetch time minus N days: a lower bound of the age, never a made-up exact time."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        bucket = _BUCKET.match(text.upper())
+        if bucket is not None:
+            return fetched_at - int(bucket.group(1)) * DAY
+        if not text.isdigit():
+            problems.add("lastFullyProtectedTime", "unreadable bucket")
+            return None
+        value = int(text)
+    if not isinstance(value, int | float) or not 1e11 < value < 1e14:
+        problems.add("lastFullyProtectedTime", "not epoch milliseconds")
+        return None
+    return float(value) / 1000.0
 
 
 def envelopes(body: Any) -> list[dict[str, Any]]:
@@ -173,10 +249,47 @@ def total_pages(envelopes: list[dict[str, Any]]) -> int:
     return total
 
 
-def newest_backup(
-    application: str, customer_id: str, history: list[Any], problems: Problems
+def newest_window(
+    application: str, customer_id: str, windows: list[HistoryEntry]
 ) -> ApplicationBackup:
-    entries = parse_records(history, HistoryEntry, problems, f"{application}.backupHistory")
+    """The live shape: the last day's window (else the first entry, the newest). Window bounds
+    are not backup times, so no last-backup time comes from them."""
+    window = next((w for w in windows if w.timeWindow == NEWEST_WINDOW), windows[0])
+    return ApplicationBackup(
+        customer_id=customer_id,
+        application=application,
+        last_backup=None,
+        status=WINDOW_STATUSES.get((window.status or "").strip().lower(), UNKNOWN),
+        services_active=window.activeServiceCount,
+        services_backed_up=window.activeServiceWithBackupCount,
+        services_perfect=window.activeServiceWithPerfectBackupCount,
+    )
+
+
+def read_application(
+    app: AppRecord, customer_id: str, fetched_at: float, problems: Problems
+) -> ApplicationBackup:
+    application = (app.appType or "").strip() or UNKNOWN
+    entries = parse_records(
+        app.backupHistory or [], HistoryEntry, problems, f"{application}.backupHistory"
+    )
+    windows = [e for e in entries if e.timeWindow]
+    if windows:
+        backup = newest_window(application, customer_id, windows)
+    else:
+        backup = newest_backup(application, customer_id, entries)
+    return dataclasses.replace(
+        backup,
+        services_uningested=app.uningestedServiceCount,
+        last_fully_protected=fully_protected(app.lastFullyProtectedTime, fetched_at, problems),
+        used_bytes=app.usedBytes,
+    )
+
+
+def newest_backup(
+    application: str, customer_id: str, entries: list[HistoryEntry]
+) -> ApplicationBackup:
+    """Entries that are individual backups (no ``timeWindow``)."""
     # Index 0 is the newest; sort anyway (stable) in case an answer comes in another order.
     entries.sort(key=lambda e: e.startTime or e.endTime or 0.0, reverse=True)
     newest = entries[0] if entries else None
@@ -193,10 +306,15 @@ def newest_backup(
 
 
 def parse_application_items(
-    items: list[Any], customer_id: str, problems: Problems
-) -> list[ApplicationBackup]:
+    items: list[Any], customer_id: str, problems: Problems, fetched_at: float
+) -> Applications:
     found: dict[str, ApplicationBackup] = {}
+    used: list[float] = []
     for item in items:
+        if isinstance(item, dict):
+            size = Item.model_validate(item, context={"problems": problems}).usedBytes
+            if size is not None:
+                used.append(size)
         suites = item.get("suites") if isinstance(item, dict) else None
         if not isinstance(suites, list):
             problems.add("applications.items", "no suites")
@@ -207,9 +325,9 @@ def parse_application_items(
                 problems.add("applications.suites", "no appTypes")
                 continue
             for app in parse_records(app_types, AppRecord, problems, "applications.appTypes"):
-                name = (app.appType or "").strip() or UNKNOWN
-                backup = newest_backup(name, customer_id, app.backupHistory or [], problems)
+                backup = read_application(app, customer_id, fetched_at, problems)
+                name = backup.application
                 previous = found.get(name)
                 if previous is None or (backup.last_backup or 0) > (previous.last_backup or 0):
                     found[name] = backup
-    return [found[name] for name in sorted(found)]
+    return Applications([found[name] for name in sorted(found)], sum(used) if used else None)

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from starlette.requests import Request
 
-from exporter.simulator.fleet import DAY, HOUR, SimCustomer
+from exporter.simulator.fleet import DAY, HOUR, SimApplication, SimCustomer, SimHistory, SimSeat
 from exporter.simulator.routes import VendorRoute, error
 from exporter.simulator.world import Trouble, World
 
@@ -107,11 +107,16 @@ def seats(world: World, customer: SimCustomer, position: int, request: Request, 
             "mainId": s.main_id,
             "seatType": s.seat_type,
             "seatState": s.state,
-            "billable": "1" if s.state == "Active" else "",
+            "billable": "1" if billable(s) else "",
             "dateAdded": iso(now - s.added_age),
         }
         for s in chosen
     ]
+
+
+def billable(seat: SimSeat) -> bool:
+    """Datto bills Active, Paused and Archived User seats ("Changing seat status", M365)."""
+    return seat.seat_type == "User" and seat.state in {"Active", "Paused", "Archived"}
 
 
 def _int_param(request: Request, name: str, default: int) -> int | None:
@@ -124,6 +129,110 @@ def _int_param(request: Request, name: str, default: int) -> int | None:
         return None
 
 
+# The live API's appType words; the spec has none, and the fleet keeps shorter ones.
+LIVE_APP_TYPES: Final = {
+    "OneDrive": "Office365OneDrive",
+    "SharePoint": "Office365SharePoint",
+    "Teams": "Office365Teams",
+}
+# What the fleet says it stored per seat and application; only sizes need to look plausible.
+BYTES_PER_SEAT: Final = 7_000_000
+
+
+def _ms(ts: float) -> int:
+    return int(ts * 1000)
+
+
+def _spec_history(app: SimApplication, days: int, now: float) -> list[dict[str, Any]]:
+    """Entries as individual backups: start before end, the fleet's own status words."""
+    return [
+        {
+            "startTime": _ms(now - h.start_age),
+            "endTime": None if h.end_age is None else _ms(now - h.end_age),
+            "status": h.status,
+            "activeServiceCount": h.active,
+            "activeServiceWithBackupCount": h.with_backup,
+            "activeServiceWithPerfectBackupCount": h.perfect,
+            "totalServiceCount": h.total,
+        }
+        for h in app.history
+        if h.start_age <= days * DAY
+    ]
+
+
+def _window_status(app: SimApplication, h: SimHistory) -> str:
+    if app.new:
+        return "Insufficient History"
+    if h.with_backup == h.active and h.perfect == h.active:
+        return "Perfect"
+    return "Backup With Issues"
+
+
+def _live_app(app: SimApplication, seats: int, days: int, now: float) -> dict[str, Any]:
+    """One appType as the live API answers: daily windows, newest first, ``startTime`` the
+    window's later bound; the last fully protected time, or a bucket when it is too old."""
+    windows = [
+        {
+            "timeWindow": f"Between{day}dAnd{day + 1}d",
+            "startTime": _ms(now - day * DAY),
+            "endTime": _ms(now - (day + 1) * DAY),
+            "status": _window_status(app, h),
+            "activeServiceCount": h.active,
+            "activeServiceWithBackupCount": h.with_backup,
+            "activeServiceWithPerfectBackupCount": h.perfect,
+            "totalServiceCount": h.total,
+        }
+        for day, h in enumerate(app.history[:days])
+    ]
+    protected: int | str = "OVER_10_DAYS_AGO"
+    for h in app.history:
+        if h.with_backup == h.active and h.end_age is not None:
+            protected = _ms(now - h.end_age)
+            break
+    return {
+        "appType": LIVE_APP_TYPES.get(app.app_type, app.app_type),
+        "usedBytes": BYTES_PER_SEAT * seats,
+        "uningestedServiceCount": app.uningested,
+        "lastFullyProtectedTime": protected,
+        "backupHistory": windows,
+    }
+
+
+def _items(world: World, customer: SimCustomer, position: int, days: int, now: float) -> Any:
+    if spec_shaped(world, position):
+        # One item per application, as the simulator has always answered the spec shape.
+        return [
+            {
+                "customerId": customer.id,
+                "customerName": customer.name,
+                "suites": [
+                    {
+                        "suiteType": app.suite_type,
+                        "appTypes": [
+                            {
+                                "appType": app.app_type,
+                                "backupHistory": _spec_history(app, days, now),
+                            }
+                        ],
+                    }
+                ],
+            }
+            for app in customer.applications
+        ]
+    seats = len(customer.seats)
+    suites: dict[str, list[dict[str, Any]]] = {}
+    for app in customer.applications:
+        suites.setdefault(app.suite_type, []).append(_live_app(app, seats, days, now))
+    return [
+        {
+            "customerId": customer.id,
+            "customerName": customer.name,
+            "usedBytes": BYTES_PER_SEAT * seats * len(customer.applications),
+            "suites": [{"suiteType": k, "appTypes": v} for k, v in suites.items()],
+        }
+    ]
+
+
 def applications(
     world: World, customer: SimCustomer, position: int, request: Request, now: float
 ) -> Any:
@@ -134,35 +243,7 @@ def applications(
         return error(400, "daysUntil must be between 1 and 30")
     if page is None or page < 1 or per_page is None or per_page < 1:
         return error(400, "_page and _perPage must be positive integers")
-    items = []
-    for app in customer.applications:
-        history = [
-            {
-                "startTime": int((now - h.start_age) * 1000),
-                "endTime": None if h.end_age is None else int((now - h.end_age) * 1000),
-                "status": h.status,
-                "timeWindow": f"Between{day}dAnd{day + 1}d",
-                "activeServiceCount": h.active,
-                "activeServiceWithBackupCount": h.with_backup,
-                "activeServiceWithPerfectBackupCount": h.perfect,
-                "totalServiceCount": h.total,
-            }
-            for day, h in enumerate(app.history)
-            if h.start_age <= days * DAY
-        ]
-        items.append(
-            {
-                "customerId": customer.id,
-                "customerName": customer.name,
-                "usedBytes": 7_000_000 * len(customer.seats),
-                "suites": [
-                    {
-                        "suiteType": app.suite_type,
-                        "appTypes": [{"appType": app.app_type, "backupHistory": history}],
-                    }
-                ],
-            }
-        )
+    items = _items(world, customer, position, days, now)
     total_pages = max(1, math.ceil(len(items) / per_page))
     envelope = {
         "pagination": {
@@ -265,8 +346,10 @@ class DattoSim:
                 if seat.state == "Active":
                     seat.backup_age = HOUR * (1 + (index + number) % 8)
             for app in customer.applications:
+                app.uningested, app.new = 0, False
                 for day, entry in enumerate(app.history):
                     entry.status = "Success"
+                    entry.with_backup = entry.perfect = entry.active
                     entry.start_age = day * DAY + 2 * HOUR
                     entry.end_age = day * DAY + 1.5 * HOUR
 

@@ -4,6 +4,7 @@ seats and applications."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from exporter.model import ApplicationBackup, Customer, Seat, Snapshot
 from exporter.parsing import Problems
 from exporter.source import Reading, Store
 from exporter.vendors.datto.parse import (
+    Applications,
     envelopes,
     parse_application_items,
     parse_domains,
@@ -33,6 +35,7 @@ MAX_PAGES: Final = 100
 
 @dataclass(frozen=True, slots=True)
 class _CustomerData:
+    customer: Customer
     seats: tuple[Seat, ...]
     applications: tuple[ApplicationBackup, ...]
     error: str | None
@@ -78,7 +81,7 @@ class DattoSource:
         body = await self._get("seats", f"/v1/saas/{quote(customer_id, safe='')}/seats")
         return parse_seats(body, customer_id, Problems(self.stats))
 
-    async def _load_applications(self, customer_id: str) -> list[ApplicationBackup]:
+    async def _load_applications(self, customer_id: str) -> Applications:
         path = f"/v1/saas/{quote(customer_id, safe='')}/applications"
         items: list[Any] = []
         page = 1
@@ -94,7 +97,7 @@ class DattoSource:
             if page >= min(total_pages(found), MAX_PAGES):
                 break
             page += 1
-        return parse_application_items(items, customer_id, Problems(self.stats))
+        return parse_application_items(items, customer_id, Problems(self.stats), self._clock())
 
     async def _customer(self, store: Store, customer: Customer) -> _CustomerData:
         cid = customer.id
@@ -111,9 +114,12 @@ class DattoSource:
                 cid,
                 reading.error,
             )
+        if apps is not None and apps.value.used_bytes is not None:
+            customer = dataclasses.replace(customer, used_bytes=apps.value.used_bytes)
         return _CustomerData(
+            customer,
             tuple(seats.value) if seats else (),
-            tuple(apps.value) if apps else (),
+            tuple(apps.value.applications) if apps else (),
             reading.error,
             reading.oldest,
         )
@@ -126,7 +132,7 @@ class DattoSource:
         store.retain("applications", ids)
         results = await asyncio.gather(*(self._customer(store, c) for c in customers))
         return Snapshot(
-            customers=tuple(customers),
+            customers=tuple(r.customer for r in results),
             seats=tuple(s for r in results for s in r.seats),
             applications=tuple(a for r in results for a in r.applications),
             customer_errors={
