@@ -35,7 +35,8 @@ HEADER: Final = f"""\
 # alerts/tests/ with them. Using this file on its own? Copy it and change the numbers in `expr`
 # and `for` (the README's "Alerts" section lists them). Descriptions name customers by their
 # display name, joined from saas_backup_customer_info; alerts about seats and applications are
-# aggregated per customer, so 500 stale seats make one alert that carries the count.
+# aggregated per customer (service counts per customer and application), so 500 stale seats make
+# one alert that carries the count.
 #
 # The exporter is expected under {thresholds.JOB_MATCHER}; if your scrape job is named
 # otherwise, set JOB in alerts/thresholds.py (or, in a copy of this file, the selector in the

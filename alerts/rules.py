@@ -13,13 +13,16 @@ from alerts.thresholds import (
     API_BUDGET_LOW,
     APPLICATION_STALE_HOURS,
     BACKUP_TOO_LONG_HOURS,
+    INSTANCE_STALE_INTERVALS,
     JOB_MATCHER,
+    NOT_FULLY_PROTECTED_HOURS,
     RESTORE_FAILED_WITHIN_HOURS,
     RESTORE_STUCK_HOURS,
     SEAT_CRITICAL_HOURS,
     SEAT_FIRST_BACKUP_GRACE_HOURS,
     SEAT_STALE_HOURS,
     SOURCE_STALE_HOURS,
+    UNINGESTED_FOR_HOURS,
 )
 
 NUMBERS: Final = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven"}
@@ -59,6 +62,26 @@ RUNNING_RESTORE_AGE: Final = (
     'time() - saas_backup_restore_job_start_timestamp_seconds{status="running"}'
     f" > {seconds(RESTORE_STUCK_HOURS)}"
 )
+
+# Leaves out applications whose backups are switched off at the vendor (a paused or archived
+# task): they are not expected to back up.
+NOT_PAUSED: Final = (
+    "unless on (source, customer_id, application) (saas_backup_application_enabled == 0)"
+)
+# One series per application or instance, whichever exporter (scrape target) it came from.
+PER_APPLICATION: Final = "max by (source, customer_id, application)"
+PER_INSTANCE: Final = "max by (source, customer_id, instance_id)"
+SERVICES: Final = 'saas_backup_application_services{{state="{}"}}'
+
+
+def query_value(selector: str, *labels: str, pipe: str = "") -> str:
+    """A template printing the first value of `selector`, its %q verbs filled with the alert's
+    labels (quoted as PromQL strings); "?" if it finds nothing."""
+    args = " ".join(f"$labels.{label}" for label in labels)
+    return (
+        f"{{{{ with printf `{selector}` {args} | query }}}}"
+        f"{{{{ . | first | value{pipe} }}}}{{{{ else }}}}?{{{{ end }}}}"
+    )
 
 
 def stale_seats(tier: str, hours: int, comment: str = "") -> Record:
@@ -211,8 +234,9 @@ BACKUP_ALERTS: Final = (
         "SaaSBackupApplicationBackupStale",
         block(
             "count by (source, customer_id) (",
-            "  time() - saas_backup_application_last_backup_timestamp_seconds"
-            f" > {seconds(APPLICATION_STALE_HOURS)}",
+            "  (time() - saas_backup_application_last_backup_timestamp_seconds"
+            f" > {seconds(APPLICATION_STALE_HOURS)})",
+            f"  {NOT_PAUSED}",
             ")",
             NAMED,
         ),
@@ -234,6 +258,124 @@ BACKUP_ALERTS: Final = (
         f"A backup has been running for more than {BACKUP_TOO_LONG_HOURS} hours.",
         "The backup of {{ $labels.customer_name }} (instance {{ $labels.instance_id }}, "
         "{{ $labels.source }}) has been running for {{ $value | humanizeDuration }}.",
+    ),
+)
+
+SERVICE_ALERTS: Final = (
+    Alert(
+        "SaaSBackupServicesNotBackedUp",
+        block(
+            "(",
+            "  (",
+            f"    {PER_APPLICATION} ({SERVICES.format('active')})",
+            f"    - {PER_APPLICATION} ({SERVICES.format('backed_up')})",
+            "    > 0",
+            "  )",
+            f"  {NOT_PAUSED}",
+            ")",
+            NAMED,
+        ),
+        "1h",
+        "warning",
+        "Services of an application were not backed up in the last day.",
+        "{{ $value }} of "
+        + query_value(
+            "max(saas_backup_application_services"
+            '{state="active",source=%q,customer_id=%q,application=%q})',
+            "source",
+            "customer_id",
+            "application",
+        )
+        + " {{ $labels.application }} services of {{ $labels.customer_name }} "
+        "({{ $labels.source }}) were not backed up in the last day.",
+    ),
+    Alert(
+        "SaaSBackupApplicationNotFullyProtected",
+        block(
+            "(",
+            "  (",
+            f"    time() - {PER_APPLICATION} "
+            "(saas_backup_application_last_fully_protected_timestamp_seconds)",
+            f"    > {seconds(NOT_FULLY_PROTECTED_HOURS)}",
+            "  )",
+            f"  {NOT_PAUSED}",
+            ")",
+            NAMED,
+        ),
+        "1h",
+        "critical",
+        f"An application has not been fully protected for {spelled(NOT_FULLY_PROTECTED_HOURS)}.",
+        "{{ $labels.application }} of {{ $labels.customer_name }} ({{ $labels.source }}) was "
+        "last fully protected (every service backed up) at least "
+        f"{{{{ $value | humanizeDuration }}}} ago, more than {NOT_FULLY_PROTECTED_HOURS} hours.",
+    ),
+    Alert(
+        "SaaSBackupServicesUningested",
+        block(
+            "(",
+            f"  ({PER_APPLICATION} ({SERVICES.format('uningested')}) > 0)",
+            f"  {NOT_PAUSED}",
+            ")",
+            NAMED,
+        ),
+        f"{UNINGESTED_FOR_HOURS}h",
+        "warning",
+        "Services found by the backup have not been taken into it for "
+        f"{spelled(UNINGESTED_FOR_HOURS)}.",
+        "{{ $value }} {{ $labels.application }} services of {{ $labels.customer_name }} "
+        "({{ $labels.source }}) have been found but not taken into backup for over "
+        f"{spelled(UNINGESTED_FOR_HOURS)}.",
+        for_comment=(
+            "The grace period: services the vendor has found get "
+            f"{spelled(UNINGESTED_FOR_HOURS)} to be taken into backup."
+        ),
+    ),
+)
+
+INSTANCE_ALERTS: Final = (
+    Alert(
+        "SaaSBackupInstanceBackupFailed",
+        block(
+            '(time() - saas_backup_last_backup_end_timestamp_seconds{status="failed"})',
+            NAMED,
+        ),
+        "2h",
+        "warning",
+        "A backup instance's newest backup failed.",
+        "The newest backup of instance {{ $labels.instance_id }} of {{ $labels.customer_name }} "
+        "({{ $labels.source }}) failed {{ $value | humanizeDuration }} ago, and no later one "
+        "has finished.",
+    ),
+    Alert(
+        "SaaSBackupInstanceBackupStale",
+        block(
+            "(",
+            f"  time() - {PER_INSTANCE} (saas_backup_instance_last_success_timestamp_seconds)",
+            f"  > {INSTANCE_STALE_INTERVALS} * {PER_INSTANCE}"
+            " (saas_backup_instance_backup_interval_seconds)",
+            ")",
+            NAMED,
+        ),
+        "1h",
+        "warning",
+        "A backup instance has not succeeded for "
+        f"{NUMBERS.get(INSTANCE_STALE_INTERVALS, str(INSTANCE_STALE_INTERVALS))} "
+        "of its scheduled intervals.",
+        "Instance {{ $labels.instance_id }} of {{ $labels.customer_name }} "
+        "({{ $labels.source }}) last backed up successfully {{ $value | humanizeDuration }} "
+        f"ago, more than {INSTANCE_STALE_INTERVALS} times its backup interval of "
+        + query_value(
+            "max(saas_backup_instance_backup_interval_seconds"
+            "{source=%q,customer_id=%q,instance_id=%q})",
+            "source",
+            "customer_id",
+            "instance_id",
+            pipe=" | humanizeDuration",
+        )
+        + ".",
+        for_comment=(
+            "An instance whose schedule is off has no interval series, so is never stale."
+        ),
     ),
 )
 
@@ -298,7 +440,15 @@ RESTORE_AND_CUSTOMER_ALERTS: Final = (
 GROUPS: Final = (
     Group(
         "saas-backup",
-        (*RECORDS, *EXPORTER_ALERTS, *SEAT_ALERTS, *BACKUP_ALERTS, *RESTORE_AND_CUSTOMER_ALERTS),
+        (
+            *RECORDS,
+            *EXPORTER_ALERTS,
+            *SEAT_ALERTS,
+            *SERVICE_ALERTS,
+            *BACKUP_ALERTS,
+            *INSTANCE_ALERTS,
+            *RESTORE_AND_CUSTOMER_ALERTS,
+        ),
         comment=(
             "One group: recording rules are evaluated before the alerts that read them, in the "
             "same cycle, so every `for` starts counting when the data first shows the problem."

@@ -35,6 +35,16 @@ SEAT_CRITICAL_HOURS: Final = 72
 SEAT_FIRST_BACKUP_GRACE_HOURS: Final = 24
 # An application (mailbox, drive, site collection) without a finished backup for this long.
 APPLICATION_STALE_HOURS: Final = 48
+# An application whose services were last all backed up longer ago than this is not fully
+# protected: critical, as the seats' 72 hours, and red on dashboards (orange from
+# SEAT_STALE_HOURS). Where the vendor gives only a bucket ("over 10 days ago"), its bound.
+NOT_FULLY_PROTECTED_HOURS: Final = 72
+# Services found but not taken into backup (uningested) for this long alert: the `for:`.
+UNINGESTED_FOR_HOURS: Final = 24
+# A backup instance is stale when its last success is older than this many of its scheduled
+# intervals (a daily instance after two days, a weekly one after two weeks); an instance whose
+# schedule is off has no interval and is never stale.
+INSTANCE_STALE_INTERVALS: Final = 2
 # A backup still running after this long is too long: a warning, and orange on dashboards.
 BACKUP_TOO_LONG_HOURS: Final = 12
 # A restore or download job that failed within this window alerts, and the fleet counts it.

@@ -1,4 +1,5 @@
-"""The customer detail: one customer's seats, applications, running backups and restores."""
+"""The customer detail: one customer's seats, applications, running backups and restores, and
+the protection of its applications' services (dashboards/protection.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.common import BigValueTextMode
 
 from alerts.thresholds import BACKUP_TOO_LONG_HOURS, SEAT_STALE_HOURS
+from dashboards.protection import add_protection_panels
 from dashboards.queries import (
     CUSTOMER,
     DATASOURCE,
@@ -307,11 +309,13 @@ def customer_detail() -> dict[str, Any]:
         24,
         9,
     )
+    add_protection_panels(grid)
     dashboard = (
         new_dashboard(
             CUSTOMER_UID,
             "SaaS backup / Customer detail",
-            "One customer's seats, applications, running backups and restore jobs.",
+            "One customer's seats, applications, running backups, restore jobs, and the "
+            "protection of its applications' services.",
         )
         .with_variable(source_variable(include_all=False))
         .with_variable(customer_variable())

@@ -16,10 +16,12 @@ from dashboards.queries import (
     SEAT_TIME,
     SOURCE,
     STALE,
+    not_backed_up,
     or_zero,
     query,
     seconds,
     sel,
+    services,
     with_customer_name,
 )
 from dashboards.widgets import (
@@ -322,6 +324,44 @@ def fleet_overview() -> dict[str, Any]:
             min_value=0,
         ),
         12,
+        8,
+    )
+    missed = f"(\n(\n{not_backed_up(s)}\n) > 0\n)"
+    missed_of = (
+        f"(\n{services('active', s)}\nand on (source, customer_id, application)\n{missed}\n)"
+    )
+    grid.add(
+        table_panel(
+            "Services not backed up in the last day",
+            "Customers' applications with active services that had no backup in the vendor's "
+            "last daily window, as SaaSBackupServicesNotBackedUp counts them (applications "
+            "paused at the vendor left out), most first. Click a customer for its detail.",
+            query(with_customer_name(missed, sel(s)), "A", as_table=True),
+            query(
+                with_customer_name(missed_of, sel(s)),
+                "B",
+                as_table=True,
+            ),
+            renames={
+                "customer_name": "Customer",
+                "application": "Application",
+                "source": "Source",
+                "Value #A": "Not backed up",
+                "Value #B": "Active services",
+            },
+            order=["customer_name", "application", "Value #A", "Value #B", "source", "customer_id"],
+            sort_by="Not backed up",
+            columns=[
+                column(
+                    "Customer",
+                    prop("links", [{"title": "Customer detail", "url": customer_link}]),
+                ),
+                column("customer_id", prop("displayName", "Customer ID")),
+                column("Not backed up", prop("unit", "none")),
+                column("Active services", prop("unit", "none")),
+            ],
+        ),
+        24,
         8,
     )
     dashboard = new_dashboard(

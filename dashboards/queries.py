@@ -15,7 +15,7 @@ from grafana_foundation_sdk.builders import prometheus
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from alerts.thresholds import SEAT_CRITICAL_HOURS, SEAT_STALE_HOURS
+from alerts.thresholds import NOT_FULLY_PROTECTED_HOURS, SEAT_CRITICAL_HOURS, SEAT_STALE_HOURS
 
 # Each dashboard takes its Prometheus from a `datasource` variable: the JSON names no data
 # source of anyone's.
@@ -28,6 +28,8 @@ def seconds(hours: int) -> int:
 
 STALE: Final = seconds(SEAT_STALE_HOURS)  # as SaaSBackupSeatsNotBackedUp24h
 CRITICAL: Final = seconds(SEAT_CRITICAL_HOURS)  # as SaaSBackupSeatsNotBackedUp72h
+# As SaaSBackupApplicationNotFullyProtected.
+NOT_FULLY_PROTECTED: Final = seconds(NOT_FULLY_PROTECTED_HOURS)
 
 SEAT_TIME: Final = "saas_backup_seat_last_backup_timestamp_seconds"
 SEAT_AGE: Final = f"time() - {SEAT_TIME}"
@@ -44,6 +46,26 @@ LICENSED: Final = 'license_state="licensed"'
 FAILED: Final = 'status="failed"'
 LICENSE_STATES: Final = 'license_state=~"$license_state"'
 JOBS: Final = 'job=~"$job"'
+# One series per application, whichever exporter it came from, so that a table's queries share
+# their labels and merge into one row per application.
+PER_APPLICATION: Final = "max by (source, customer_id, application)"
+
+
+def services(state: str, *matchers: str) -> str:
+    """Each application's count of services in one state (active, backed_up, uningested)."""
+    selector = sel(*matchers, f'state="{state}"')
+    return f"{PER_APPLICATION} (saas_backup_application_services{selector})"
+
+
+def not_backed_up(*matchers: str) -> str:
+    """Per application, active services without a backup in the vendor's last daily window, as
+    SaaSBackupServicesNotBackedUp counts them: an application whose backups are switched off at
+    the vendor (a paused task) is not expected to back up, so left out."""
+    return (
+        f"(\n  {services('active', *matchers)}\n  - {services('backed_up', *matchers)}\n)\n"
+        "unless on (source, customer_id, application) "
+        f"(saas_backup_application_enabled{sel(*matchers)} == 0)"
+    )
 
 
 def or_zero(expr: str, where: str | None = None) -> str:

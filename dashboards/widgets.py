@@ -31,7 +31,7 @@ from grafana_foundation_sdk.models.common import (
 )
 
 from alerts.thresholds import BACKUP_RATIO_GOOD, BACKUP_RATIO_POOR
-from dashboards.queries import CRITICAL, DATASOURCE, STALE
+from dashboards.queries import CRITICAL, DATASOURCE, NOT_FULLY_PROTECTED, STALE
 
 TAG: Final = "saas-backup"
 
@@ -81,6 +81,9 @@ def steps(base: str, *levels: tuple[float, str]) -> db.ThresholdsConfig:
 
 
 AGE_STEPS: Final = steps(GREEN, (STALE, ORANGE), (CRITICAL, RED))
+# Time since an application's services were last all backed up: orange once a day has gone,
+# red where SaaSBackupApplicationNotFullyProtected fires.
+PROTECTION_STEPS: Final = steps(GREEN, (STALE, ORANGE), (NOT_FULLY_PROTECTED, RED))
 PROBLEM_STEPS: Final = steps(GREEN, (1, ORANGE))
 FAILURE_STEPS: Final = steps(GREEN, (1, RED))
 INFO_STEPS: Final = steps(BLUE)

@@ -303,14 +303,6 @@ APPLICATION_USED_BYTES: Final = MetricDef(
 )
 
 
-APPLICATION_BACKUP_PROGRESS_RATIO: Final = MetricDef(
-    "saas_backup_application_backup_progress_ratio",
-    "gauge",
-    "Progress (0-1) of the application's running backup, as the vendor reports it." + CACHED,
-    ("source", "customer_id", "application"),
-)
-
-
 APPLICATION_ENABLED: Final = MetricDef(
     "saas_backup_application_enabled",
     "gauge",
@@ -388,7 +380,6 @@ CATALOGUE: Final = (
     SEATS_BILLABLE,
     APPLICATION_LAST_FULLY_PROTECTED_TIMESTAMP_SECONDS,
     APPLICATION_USED_BYTES,
-    APPLICATION_BACKUP_PROGRESS_RATIO,
     APPLICATION_ENABLED,
     INSTANCE_LAST_SUCCESS_TIMESTAMP_SECONDS,
     INSTANCE_BACKUP_INTERVAL_SECONDS,

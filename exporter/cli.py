@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=int, default=12)
     demo.add_argument("--seats-per-customer", type=int, default=25)
     demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument(
+        "--shape",
+        choices=["live", "spec", "mixed"],
+        default="live",
+        help="the vendor API shapes the simulator serves (default: live, what users have)",
+    )
     simulator = commands.add_parser("simulator", help="run the vendor API simulator alone")
     add_simulator_arguments(simulator)
     return parser
@@ -117,12 +123,20 @@ def uvicorn_config(app: Any, listen: str, config: Config, **extra: Any) -> uvico
     )
 
 
-def demo_config(base_url: str, sim: Simulator) -> Config:
-    """One source per registered vendor, each named after its vendor, all against ``sim``."""
-    common = {"base_url": base_url, "timeout_seconds": 20, "refresh_timeout_seconds": 60}
+def demo_config(
+    base_url: str, sim: Simulator, *, ttl_seconds: float = 60, **overrides: Any
+) -> Config:
+    """One source per registered vendor, each named after its vendor, all against ``sim``;
+    ``overrides`` apply to every source."""
+    common = {
+        "base_url": base_url,
+        "timeout_seconds": 20,
+        "refresh_timeout_seconds": 60,
+        **overrides,
+    }
     return build_config(
         {
-            "cache": {"ttl_seconds": 60},
+            "cache": {"ttl_seconds": ttl_seconds},
             "sources": [
                 {"name": v.name, "type": v.name, **common, **v.demo(sim.credentials)}
                 for v in vendors.all()
@@ -134,7 +148,10 @@ def demo_config(base_url: str, sim: Simulator) -> Config:
 
 async def _demo(args: argparse.Namespace) -> int:
     sim = Simulator(
-        customers=args.customers, seats_per_customer=args.seats_per_customer, seed=args.seed
+        customers=args.customers,
+        seats_per_customer=args.seats_per_customer,
+        seed=args.seed,
+        shape=args.shape,
     )
     started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     sim_task = asyncio.create_task(serve_simulator(sim, "127.0.0.1", 0, ready=started.set_result))

@@ -30,7 +30,12 @@ USER_AGENT = f"saas-backup-exporter/{__version__}"
 
 
 class VendorError(Exception):
-    """A failed vendor call. The message is safe to log and show: it never holds a secret."""
+    """A failed vendor call. The message is safe to log and show: it never holds a secret.
+    ``status`` is the HTTP status code, where the vendor answered."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class TransientError(VendorError):
@@ -39,7 +44,7 @@ class TransientError(VendorError):
 
 class RateLimited(VendorError):
     def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
+        super().__init__(message, 429)
         self.retry_after = retry_after
 
 
@@ -368,13 +373,13 @@ class VendorClient:
             self._gate.block_for(wait)
             raise RateLimited(f"{what}: HTTP 429 (retry after {wait:g}s)", wait)
         if code >= 500:
-            raise TransientError(f"{what}: HTTP {code}")
+            raise TransientError(f"{what}: HTTP {code}", code)
         if code == 401:
-            raise VendorError(f"{what}: HTTP 401 (check the credentials)")
+            raise VendorError(f"{what}: HTTP 401 (check the credentials)", code)
         if code == 204 and call.allow_empty:
             return Reply(None, response.headers, str(response.url), {})
         if code >= 300:
-            raise VendorError(f"{what}: HTTP {code}")
+            raise VendorError(f"{what}: HTTP {code}", code)
         links = {
             rel: link["url"] for rel, link in response.links.items() if rel and link.get("url")
         }

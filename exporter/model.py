@@ -83,8 +83,9 @@ class ApplicationBackup:
     # only a bucket ("over 10 days ago"), the bucket's bound: a lower bound of the age.
     last_fully_protected: float | None = None
     used_bytes: float | None = None
-    # A running backup's progress, 0-1.
-    progress: float | None = None
+    # The vendor's own words for a running backup's progress (a state such as PREPARE), shown
+    # as given: no vendor documents a ratio.
+    progress: str | None = None
     # False: the vendor has this application's backups switched off (paused, archived).
     enabled: bool | None = None
     # The vendor's own words for when the next backup runs ("In 7 hours"), shown as given.

@@ -49,7 +49,9 @@ class VendorModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-def _drop_invalid(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+def lenient(value: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> Any:
+    """A field that does not parse becomes None and is counted: it drops the field, not its
+    record. Use as ``WrapValidator(lenient)``."""
     if value is None:
         return None
     try:
@@ -101,10 +103,10 @@ def _timestamp(value: Any) -> Any:
     raise ValueError("not a time")
 
 
-Text = Annotated[str | None, BeforeValidator(_id_text), WrapValidator(_drop_invalid)]
-Int = Annotated[int | None, BeforeValidator(_number), WrapValidator(_drop_invalid)]
-Float = Annotated[float | None, BeforeValidator(_number), WrapValidator(_drop_invalid)]
-Timestamp = Annotated[float | None, BeforeValidator(_timestamp), WrapValidator(_drop_invalid)]
+Text = Annotated[str | None, BeforeValidator(_id_text), WrapValidator(lenient)]
+Int = Annotated[int | None, BeforeValidator(_number), WrapValidator(lenient)]
+Float = Annotated[float | None, BeforeValidator(_number), WrapValidator(lenient)]
+Timestamp = Annotated[float | None, BeforeValidator(_timestamp), WrapValidator(lenient)]
 
 
 def parse_records(

@@ -150,7 +150,6 @@ def _application_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
         for metric, amount in (
             (m.APPLICATION_LAST_FULLY_PROTECTED_TIMESTAMP_SECONDS, app.last_fully_protected),
             (m.APPLICATION_USED_BYTES, app.used_bytes),
-            (m.APPLICATION_BACKUP_PROGRESS_RATIO, app.progress),
             (m.APPLICATION_ENABLED, None if app.enabled is None else float(app.enabled)),
         ):
             if amount is not None:

@@ -119,6 +119,23 @@ def test_customer_alerts_name_the_customer() -> None:
             assert "$labels.customer_name" in rule["annotations"]["description"], rule["alert"]
 
 
+def test_a_source_that_is_down_inhibits_every_alert_about_its_data() -> None:
+    """Its data is old: only the exporter's and the source's own alerts stay."""
+    config = yaml.safe_load((ROOT / "deploy" / "alertmanager.yml").read_text())
+    (rule,) = [
+        r
+        for r in config["inhibit_rules"]
+        if r["source_matchers"] == ['alertname="SaaSBackupSourceDown"']
+    ]
+    (matcher,) = rule["target_matchers"]
+    found = re.fullmatch(r'alertname=~"(.+)"', matcher)
+    assert found
+    kept = {"SaaSBackupExporterDown", "SaaSBackupExporterAbsent", "SaaSBackupSourceDown"}
+    for name in {r["alert"] for r in alerts()} - kept:
+        assert re.fullmatch(found.group(1), name), f"{name}: not inhibited by SaaSBackupSourceDown"
+    assert rule["equal"] == ["source"]
+
+
 def test_example_prometheus_config() -> None:
     result = run(
         require_tool("promtool"), "check", "config", str(ROOT / "deploy" / "prometheus.yml")

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from exporter.app import build_app
-from exporter.config import build_config
+from exporter.cli import demo_config
 from exporter.simulator.app import Simulator
 from exporter.simulator.faults import parse_fault
 from exporter.simulator.scenarios import heal, make_incident
@@ -99,8 +99,11 @@ def alertmanager_config(target: Path, hook: str) -> None:
 class Stack:
     """Exporter (in-process), Prometheus and Alertmanager (real binaries) on loopback."""
 
-    def __init__(self, sim: Simulator, tmp: Path, hook: str, scrape_interval: str) -> None:
+    def __init__(
+        self, sim: Simulator, tmp: Path, hook: str, scrape_interval: str, ttl: float
+    ) -> None:
         self.scrape_interval = scrape_interval
+        self.ttl = ttl
         self.sim = sim
         self.tmp = tmp
         self.hook = hook
@@ -111,25 +114,13 @@ class Stack:
     def start(self) -> Stack:
         sim_server = ServerThread(self.sim.app()).start()
         self.servers.append(sim_server)
-        retry = {"attempts": 1}
-        common = {"base_url": sim_server.url, "timeout_seconds": 5, "retry": retry}
-        keys = self.sim.credentials
-        oauth = {"client_id": keys.client_id, "client_secret": keys.client_secret}
-        config = build_config(
-            {
-                "cache": {"ttl_seconds": 1},
-                "sources": [
-                    {
-                        "name": "datto",
-                        "type": "datto",
-                        "public_key": keys.public_key,
-                        "private_key": keys.private_key,
-                        **common,
-                    },
-                    {"name": "backupify", "type": "backupify", **oauth, **common},
-                    {"name": "cloudally", "type": "cloudally", **oauth, **common},
-                ],
-            }
+        # The demo's sources, as each vendor sets them up for its simulator part.
+        config = demo_config(
+            sim_server.url,
+            self.sim,
+            ttl_seconds=self.ttl,
+            timeout_seconds=5,
+            retry={"attempts": 1},
         )
         exporter = ServerThread(build_app(config)).start()
         self.servers.append(exporter)
@@ -219,8 +210,10 @@ class Stack:
 def stack(tmp_path: Path, webhook: tuple[Webhook, str]) -> Iterator[Any]:
     started: list[Stack] = []
 
-    def make(sim: Simulator, *, monitor: bool = True, scrape_interval: str = "1s") -> Stack:
-        stack = Stack(sim, tmp_path, webhook[1], scrape_interval).start()
+    def make(
+        sim: Simulator, *, monitor: bool = True, scrape_interval: str = "1s", ttl: float = 1
+    ) -> Stack:
+        stack = Stack(sim, tmp_path, webhook[1], scrape_interval, ttl).start()
         started.append(stack)
         return stack.monitor() if monitor else stack
 
@@ -335,8 +328,9 @@ def test_ten_thousand_stale_seats_are_at_most_a_hundred_notifications(
         ]
         stale += len(customer.seats)
     assert stale == 10_000
-    # A 10,000-seat scrape takes a while on a busy 2-core machine: give it room.
-    running = stack(sim, scrape_interval="5s")
+    # A 10,000-seat scrape takes a while on a busy 2-core machine: give it room, and refresh
+    # only once (the simulator shares this process), so that scrapes serve cached bytes.
+    running = stack(sim, scrape_interval="5s", ttl=600)
     running.wait_scraped(timeout=90)
     hook = webhook[0]
     deadline = time.monotonic() + 120
@@ -354,3 +348,31 @@ def test_ten_thousand_stale_seats_are_at_most_a_hundred_notifications(
     assert len(customers) == 100, "every customer is told about, once"
     counts = {a["annotations"]["description"].split(" ", 1)[0] for a in hook.firing()}
     assert counts == {"100"}
+
+
+def test_the_live_demo_fleet_raises_the_live_signals(
+    stack: Any, webhook: tuple[Webhook, str]
+) -> None:
+    """`make demo`'s fleet in the vendors' live shapes: Datto services missed in the last day,
+    a failed Backupify instance and a stale CloudAlly task each reach Alertmanager."""
+    sim = Simulator(customers=12, seats_per_customer=25, seed=1, shape="live")
+    running = stack(sim, scrape_interval="2s")
+    running.wait_scraped(timeout=60)
+    hook = webhook[0]
+    live = {
+        "SaaSBackupServicesNotBackedUp": "datto",
+        "SaaSBackupInstanceBackupFailed": "backupify",
+        "SaaSBackupApplicationBackupStale": "cloudally",
+    }
+    wait_for_alerts(hook, set(live), timeout=90)
+    for name, source in live.items():
+        alerts = [a for a in hook.firing() if a["labels"]["alertname"] == name]
+        assert {a["labels"]["source"] for a in alerts} == {source}, (name, alerts)
+    missed = next(
+        a for a in hook.firing() if a["labels"]["alertname"] == "SaaSBackupServicesNotBackedUp"
+    )
+    customer = sim.fleet.customer(missed["labels"]["customer_id"])
+    assert customer is not None
+    assert customer.name in missed["annotations"]["description"]
+    assert " of " in missed["annotations"]["description"]
+    assert "not backed up in the last day" in missed["annotations"]["description"]

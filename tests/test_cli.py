@@ -70,8 +70,12 @@ def test_demo_serves_the_simulated_fleet() -> None:
         assert "saas_backup_last_backup_end_timestamp_seconds{" in body
         assert 'saas_backup_restore_jobs{source="cloudally",status="failed",type="restore"}' in body
         assert "saas_backup_restore_job_start_timestamp_seconds{" in body
-        assert "saas_backup_seat_last_backup_timestamp_seconds{" in body
-        assert "saas_backup_application_last_backup_timestamp_seconds{" in body
+        # The demo serves the live shapes: Datto's seats carry no backup time, its
+        # applications come as daily windows.
+        assert "saas_backup_seat_last_backup_timestamp_seconds{" not in body
+        assert 'saas_backup_application_services{application="Office365Exchange"' in body
+        assert "saas_backup_application_last_fully_protected_timestamp_seconds{" in body
+        assert 'saas_backup_seats_billable{customer_id="1001",source="datto"}' in body
         assert 'status="inactive"' in body
         landing = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
         assert "<td>up</td>" in landing

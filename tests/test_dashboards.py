@@ -209,6 +209,13 @@ def test_colours_are_the_alert_thresholds() -> None:
     budget = thresholds.API_BUDGET_LOW
     assert f"saas_backup_api_limit_remaining < {budget}" in rules
     assert steps_of("exporter-health.json", "Vendor API budget remaining") == [None, budget]
+    unprotected = thresholds.NOT_FULLY_PROTECTED_HOURS
+    assert f"> {unprotected} * 3600" in rules
+    assert steps_of("customer-detail.json", "Application protection", "Since fully protected") == [
+        None,
+        stale * hour,
+        unprotected * hour,
+    ]
     ratios = [None, thresholds.BACKUP_RATIO_POOR, thresholds.BACKUP_RATIO_GOOD]
     assert steps_of("fleet-overview.json", f"Backed up in {stale} h") == ratios
     assert steps_of("customer-detail.json", "Backup ratio") == ratios
@@ -242,6 +249,9 @@ def test_ages_are_seconds_timestamps_from_now_and_ratios_percent() -> None:
     assert "dateTimeFromNow" in units["Recent restore jobs"]
     assert "percentunit" in units["Backed up in 24 h"]
     assert "percentunit" in units["Backup ratio"]
+    assert {"dateTimeFromNow", "s", "bytes"} <= units["Application protection"]
+    assert "bytes" in units["Used storage"]
+    assert "bytes" in units["Used storage by application"]
 
 
 def test_fleet_table_links_each_customer_to_its_detail() -> None:

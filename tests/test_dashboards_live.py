@@ -35,12 +35,20 @@ CORE = {
         "Customers by worst backup age",
         "Seats by license state",
         "Stale licensed seats",
+        "Services not backed up in the last day",
     },
     "saas-backup-customer": {
         "Seats, worst first",
         "Applications",
         "Running backups",
         "Recent restore jobs",
+        "Services not backed up",
+        "Uningested services",
+        "Used storage",
+        "Billable seats",
+        "Application protection",
+        "Services backed up in the last day",
+        "Used storage by application",
     },
     "saas-backup-exporter": {
         "Source up",
@@ -320,6 +328,38 @@ def test_fleet_numbers_agree_with_the_exporter(live: Live) -> None:
     assert column == {key: n for key, n in failed.items() if key in customers}
     assert any(column.values()), "the demo fleet has a failed backup"
     assert 0 in column.values(), "and customers whose newest backups did not fail"
+    # Services not backed up in the last day: active less backed up, per application, where
+    # that is more than 0 and the application is not paused at the vendor.
+    states: dict[tuple[str, str, str], dict[str, float]] = {}
+    paused: set[tuple[str, str, str]] = set()
+    for (metric, label_set), v in exposed.items():
+        labels = dict(label_set)
+        app = (
+            labels.get("source", ""),
+            labels.get("customer_id", ""),
+            labels.get("application", ""),
+        )
+        if metric == "saas_backup_application_services":
+            states.setdefault(app, {})[labels["state"]] = v
+        elif metric == "saas_backup_application_enabled" and v == 0:
+            paused.add(app)
+    missed = {
+        app: counts["active"] - counts["backed_up"]
+        for app, counts in states.items()
+        if {"active", "backed_up"} <= set(counts)
+        and counts["active"] > counts["backed_up"]
+        and app not in paused
+        and app[:2] in customers
+    }
+    rows = instant(outcomes, "Services not backed up in the last day")
+    shown = {
+        (r["metric"]["source"], r["metric"]["customer_id"], r["metric"]["application"]): float(
+            r["value"][1]
+        )
+        for r in rows
+    }
+    assert shown == missed
+    assert missed, "the demo fleet has services not backed up"
 
 
 @pytest.mark.tools

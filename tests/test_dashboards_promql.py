@@ -141,3 +141,92 @@ def test_an_application_with_no_finished_backup_is_listed_as_never(tmp_path: Pat
         "type": "special",
         "options": {"match": "nan", "result": {"color": "red", "index": 0, "text": "never"}},
     } in mappings
+
+
+def application_series(
+    customer: str, application: str, exporter: str = "e:1", **counts: float
+) -> list[str]:
+    labels = (
+        f'source="datto", customer_id="{customer}", application="{application}", '
+        f'job="saas-backup", instance="{exporter}"'
+    )
+    return [
+        f'saas_backup_application_services{{{labels}, state="{state}"}} {n}'
+        for state, n in counts.items()
+    ]
+
+
+def customer_info(customer: str, name: str) -> str:
+    return (
+        f'saas_backup_customer_info{{source="datto", customer_id="{customer}", '
+        f'customer_name="{name}", domain="", product="microsoft_365", status="active"}} 1'
+    )
+
+
+# Per application, active services and those backed up in the last day; c1 is served by two
+# exporters, which must count once.
+MADE_UP_APPLICATIONS = [
+    *application_series("c1", "Exchange", active=81, backed_up=74, uningested=3),
+    *application_series("c1", "Exchange", "e:2", active=81, backed_up=74, uningested=3),
+    *application_series("c1", "OneDrive", active=20, backed_up=20),
+    # Paused at the vendor: not expected to back up, so not counted as missed.
+    *application_series("c1", "SharePoint", active=5, backed_up=0),
+    'saas_backup_application_enabled{source="datto", customer_id="c1", application="SharePoint"} 0',
+    'saas_backup_application_last_fully_protected_timestamp_seconds{source="datto", '
+    'customer_id="c1", application="Exchange"} -259000',
+    'saas_backup_application_last_fully_protected_timestamp_seconds{source="datto", '
+    'customer_id="c1", application="OneDrive"} 500',
+    'saas_backup_customer_used_bytes{source="datto", customer_id="c1"} 123456789',
+    customer_info("c1", "Contoso Dental"),
+    *application_series("c2", "Exchange", active=10, backed_up=9),
+    customer_info("c2", "Trey Motors"),
+]
+
+
+@pytest.mark.tools
+def test_services_not_backed_up_per_application_on_a_made_up_fleet(tmp_path: Path) -> None:
+    customer, fleet = "customer-detail.json", "fleet-overview.json"
+
+    def on(expr: str, customer: str = "c1") -> str:
+        return expr.replace("$source", "datto").replace("$customer", customer)
+
+    def app(customer: str, application: str, **more: str) -> str:
+        labels = {"source": "datto", "customer_id": customer, "application": application, **more}
+        return "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+    table = "Application protection"
+    missed_rows = "Services not backed up in the last day"
+    expected = {
+        # 81 - 74 of Exchange, 0 of OneDrive; SharePoint is paused.
+        on(target_expr(customer, table, "C")): [
+            {"labels": app("c1", "Exchange"), "value": 7},
+            {"labels": app("c1", "OneDrive"), "value": 0},
+        ],
+        on(target_expr(customer, "Services not backed up")): [{"labels": "{}", "value": 7}],
+        on(target_expr(customer, "Services not backed up"), ".*"): [{"labels": "{}", "value": 8}],
+        on(target_expr(customer, "Uningested services")): [{"labels": "{}", "value": 3}],
+        # At the check's 10m: 259,600 s and 100 s ago.
+        on(target_expr(customer, table, "F")): [
+            {"labels": app("c1", "Exchange"), "value": 259600},
+            {"labels": app("c1", "OneDrive"), "value": 100},
+        ],
+        on(target_expr(customer, "Used storage")): [{"labels": "{}", "value": 123456789}],
+        # The fleet lists only applications with services missed, by customer name.
+        on(target_expr(fleet, missed_rows, "A")).replace("datto", ".*"): [
+            {"labels": app("c1", "Exchange", customer_name="Contoso Dental"), "value": 7},
+            {"labels": app("c2", "Exchange", customer_name="Trey Motors"), "value": 1},
+        ],
+        on(target_expr(fleet, missed_rows, "B")).replace("datto", ".*"): [
+            {"labels": app("c1", "Exchange", customer_name="Contoso Dental"), "value": 81},
+            {"labels": app("c2", "Exchange", customer_name="Trey Motors"), "value": 10},
+        ],
+    }
+    path = tmp_path / "applications.test.yml"
+    path.write_text(yaml.safe_dump(promtool_instant(expected, MADE_UP_APPLICATIONS)))
+    result = promtool_test_rules(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+    # And the check can fail: the two exporters counted twice would read 14 of 162.
+    wrong = {on(target_expr(customer, "Services not backed up")): [{"labels": "{}", "value": 14}]}
+    path.write_text(yaml.safe_dump(promtool_instant(wrong, MADE_UP_APPLICATIONS)))
+    assert promtool_test_rules(path).returncode != 0

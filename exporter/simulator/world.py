@@ -12,8 +12,9 @@ from typing import Literal, Protocol
 from exporter.simulator.fleet import Fleet
 from exporter.simulator.routes import VendorRoute
 
-# spec: the published documents' shapes; live: what the real APIs return; mixed: both, by
-# customer, as a fleet part-way through a vendor's migration looks.
+# spec: the published documents' shapes; live: what the real APIs return; mixed: both, as each
+# vendor's part defines it (by customer where the shapes are per customer; for a vendor whose
+# listings differ, both listings over the same data).
 Shape = Literal["spec", "live", "mixed"]
 
 

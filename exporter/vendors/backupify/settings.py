@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, HttpUrl, SecretStr
 
-from exporter.settings import SourceBase
+from exporter.settings import PositiveSeconds, SourceBase
 
 
 class BackupifySettings(SourceBase):
@@ -19,8 +19,13 @@ class BackupifySettings(SourceBase):
     client_id: Annotated[str, Field(min_length=1)]
     client_secret: SecretStr | None = None
     client_secret_file: Path | None = None
-    scope: str | None = None
-    # Default: every backup definition the credentials can see.
+    # The swagger requires scope on the token request and knows one value, "write" (a missing
+    # scope is a 400 "Invalid Scope"). null or "" sends none, for servers that refuse it.
+    scope: str | None = "write"
+    # Default: every backup definition our customers' instances use. When set, only instances
+    # of these definitions are exported.
     backup_definition_ids: list[str] | None = None
     max_pages: Annotated[int, Field(ge=1, le=1000)] = 50
+    # Exports (Backupify's download jobs) started longer ago are not exported.
+    restore_window_seconds: PositiveSeconds = 7 * 86400.0
     token_margin_seconds: Annotated[float, Field(ge=0)] = 60.0

@@ -1,140 +1,64 @@
-"""Legacy Backupify v1's fake API: OAuth2 client credentials, Link-paginated lists, and backups that
-start and finish as time passes.
+"""Legacy Backupify v1's fake API: OAuth2 client credentials, Link-paginated lists, backups that
+start and finish as time passes, and exports.
 
-The v1 API has no published response schema; the simulator serves the shapes the exporter
-assumes, alternating the documented field-name alternates (status/state, started_at/created_at,
-finished_at/completed_at) between instances.
+It answers in the world's shape (see ``simfleet``): the spec shape (the fields the exporter
+assumed before the swagger was found) or the swagger's, with the quirks the swagger documents:
+
+- ``/oauth/token`` wants ``scope=write`` (live: required; elsewhere optional, but any other value
+  is a 400) and answers ``token_type: bearer_token`` (live) or ``bearer``
+- ``/v1/customers`` and ``/v1/customers/{id}/backup_instances`` (404 in the spec shape, where
+  the exporter must fall back to the definition listing)
+- ``/v1/backup_definitions[?vendor_id=]`` lists another vendor's definition too, whose instance
+  list answers 404; ``/v1/backup_definitions/{id}``
+- ``/v1/backup_instances`` without ``backup_definition_id`` is a 400
+- ``…/backups/active``: 204 when nothing runs, in every shape; 404 for an unknown instance
+- ``…/exports`` with ``records_processed``/``records_failed`` and an ``exported_data_url`` that
+  carries a secret token
+- ``/v1/vendors/me`` returns the client secret, so that tests can prove it is never asked for
+
+``link_cycle`` and ``cross_origin`` faults work on every list; ``cross_origin`` sends both the
+``next`` link of the last page and every ``last`` link elsewhere.
+
+Route keys for faults: ``token``, ``customers``, ``customer_instances``, ``definitions``,
+``definition``, ``instances``, ``backups``, ``active_backup``, ``exports``, ``vendors_me``.
 """
 
 from __future__ import annotations
 
 import math
-import random
+import re
 import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from exporter.simulator.fleet import HOUR
 from exporter.simulator.routes import VendorRoute, error, page_links
 from exporter.simulator.tokens import TokenStore
 from exporter.simulator.world import Trouble, World
+from exporter.vendors.backupify.simfleet import (
+    DEFINITIONS,
+    FOREIGN_DEFINITION,
+    FOREIGN_VENDOR_ID,
+    KEPT,
+    PER_PAGE,
+    PERIOD,
+    VENDOR_ID,
+    BackupifyFleet,
+    Instance,
+    backup,
+    backups,
+    export,
+    generate,
+    instance,
+    running,
+)
 
-PER_PAGE: Final = 20
-PERIOD: Final = 6 * HOUR
-KEPT: Final = 45
-DEFINITIONS: Final = ((1, "Google Apps"), (2, "Office 365"))
+__all__ = ["KEPT", "PERIOD", "BackupifyFleet", "BackupifySim", "Instance", "backups", "generate"]
 
-
-@dataclass
-class Instance:
-    id: int
-    index: int
-    customer_id: int
-    customer_name: str
-    name: str
-    definition_id: int
-    status: str
-    phase: float
-    duration: float
-    # A backup that started here (Unix time) and never finishes.
-    stuck_since: float | None = None
-    newest_status: str | None = None
-    legacy_fields: bool = False
-
-
-@dataclass
-class BackupifyFleet:
-    instances: list[Instance]
-
-    def instance(self, instance_id: str) -> Instance | None:
-        return next((i for i in self.instances if str(i.id) == instance_id), None)
-
-
-def generate(world: World) -> BackupifyFleet:
-    """Instances for half as many customers as the shared fleet has (at least three), taken
-    from the back of the fleet."""
-    rng = random.Random(world.seed * 7919 + 2)
-    count = max(3, world.customers // 2)
-    instances = []
-    for index, name in enumerate(
-        world.customer_names(count, offset=len(world.fleet.customers) - count)
-    ):
-        definition_id, product = DEFINITIONS[index % 2]
-        instances.append(
-            Instance(
-                id=7001 + index,
-                index=index,
-                customer_id=3001 + index,
-                customer_name=name,
-                name=f"{name} ({product})",
-                definition_id=definition_id,
-                status="active",
-                phase=rng.uniform(0, PERIOD),
-                duration=rng.uniform(0.3 * HOUR, 1.2 * HOUR),
-                legacy_fields=index % 2 == 1,
-            )
-        )
-    if instances:
-        instances[0].stuck_since = world.start - 20 * HOUR
-    if len(instances) > 1:
-        instances[1].newest_status = "verifying"  # a status nobody documented
-    if len(instances) > 2:
-        instances[2].newest_status = "failed"
-    return BackupifyFleet(instances)
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _backup(
-    inst: Instance, backup_id: int, started: float, ended: float | None, status: str
-) -> dict[str, Any]:
-    started_key, ended_key, status_key = (
-        ("created_at", "completed_at", "state")
-        if inst.legacy_fields
-        else ("started_at", "finished_at", "status")
-    )
-    return {
-        "id": backup_id,
-        "backup_instance_id": inst.id,
-        status_key: status,
-        started_key: iso(started),
-        ended_key: None if ended is None else iso(ended),
-    }
-
-
-def backups(inst: Instance, now: float) -> list[dict[str, Any]]:
-    """The instance's backups in ascending id order, as they stand at ``now``."""
-    latest = math.floor((now - inst.phase) / PERIOD)
-    out = []
-    last_k = latest - KEPT
-    for k in range(latest - KEPT + 1, latest + 1):
-        started = inst.phase + k * PERIOD
-        if inst.stuck_since is not None and started >= inst.stuck_since:
-            break
-        last_k = k
-        ended = started + inst.duration
-        if ended > now:
-            out.append(_backup(inst, k * 100 + inst.index, started, None, "running"))
-        else:
-            status = "completed" if k % 9 else "completed_with_errors"
-            out.append(_backup(inst, k * 100 + inst.index, started, ended, status))
-    if inst.newest_status is not None:
-        finished = [b for b in out if b.get("finished_at", b.get("completed_at"))]
-        if finished:
-            key = "state" if inst.legacy_fields else "status"
-            finished[-1][key] = inst.newest_status
-    if inst.stuck_since is not None:
-        out.append(
-            _backup(inst, (last_k + 1) * 100 + inst.index, inst.stuck_since, None, "running")
-        )
-    return out
+SCOPE: Final = "write"
 
 
 def _paged(request: Request, items: list[Any]) -> JSONResponse:
@@ -145,17 +69,41 @@ def _paged(request: Request, items: list[Any]) -> JSONResponse:
     pages = max(1, math.ceil(len(items) / PER_PAGE))
     fault = getattr(request.state, "fault", None)
     next_url = None
+    foreign = None
     if fault is not None and fault.kind == "link_cycle" and page == pages:
         next_url = str(request.url.include_query_params(page=1))
-    elif fault is not None and fault.kind == "cross_origin" and page == pages:
-        next_url = f"{fault.origin.rstrip('/')}{request.url.path}?page={page + 1}"
-    headers = {"Link": page_links(request, page, pages, next_url=next_url)}
+    elif fault is not None and fault.kind == "cross_origin":
+        foreign = f"{fault.origin.rstrip('/')}{request.url.path}"
+        if page == pages:
+            next_url = f"{foreign}?page={page + 1}"
+    links = page_links(request, page, pages, next_url=next_url)
+    if foreign is not None:
+        # Lists read from their tail follow `last`: that link points away too.
+        links = re.sub(r'<[^>]*>; rel="last"', f'<{foreign}?page={pages}>; rel="last"', links)
+    headers = {"Link": links}
     return JSONResponse(items[(page - 1) * PER_PAGE : page * PER_PAGE], headers=headers)
+
+
+def _definitions(live: bool) -> list[dict[str, Any]]:
+    ours = [(i, n, VENDOR_ID) for i, n in DEFINITIONS]
+    rows = [*ours, (*FOREIGN_DEFINITION, FOREIGN_VENDOR_ID)]
+    if not live:
+        return [{"id": i, "name": n, "published": True, "vendor_id": v} for i, n, v in rows]
+    return [
+        {
+            "id": i,
+            "name": n,
+            "description": f"{n} backups",
+            "published": True,
+            "vendor_id": v,
+        }
+        for i, n, v in rows
+    ]
 
 
 class BackupifySim:
     """Backup instances of customers of its own, with backups that start and finish as time
-    passes."""
+    passes, and exports."""
 
     def __init__(self, world: World) -> None:
         self.world = world
@@ -163,18 +111,16 @@ class BackupifySim:
         self.tokens = TokenStore(world.token_ttl)
 
     def heal(self) -> None:
-        for instance in self.fleet.instances:
-            instance.stuck_since = None
-            instance.newest_status = None
+        for inst in self.fleet.instances:
+            inst.stuck_since = None
+            inst.newest_status = None
+            inst.stale_since = None
+            inst.failed_export = None
 
     def incident(self) -> list[Trouble]:
-        instance = self.fleet.instances[0]
-        instance.stuck_since = self.world.start - 20 * HOUR
-        return [
-            Trouble(
-                "long_backup", str(instance.customer_id), instance.customer_name, str(instance.id)
-            )
-        ]
+        inst = self.fleet.instances[0]
+        inst.stuck_since = self.world.start - 20 * HOUR
+        return [Trouble("long_backup", str(inst.customer_id), inst.customer_name, str(inst.id))]
 
     def routes(self) -> list[VendorRoute]:
         return _routes(self.world, self.fleet, self.tokens)
@@ -182,9 +128,14 @@ class BackupifySim:
 
 def _routes(world: World, fleet: BackupifyFleet, tokens: TokenStore) -> list[VendorRoute]:
     keys = world.credentials
+    live = world.shape == "live"
+    offers_customers = world.shape != "spec"
 
     def auth(request: Request) -> bool:
         return tokens.valid(request.headers.get("authorization"))
+
+    def known(request: Request) -> Instance | None:
+        return fleet.instance(request.path_params["instance_id"])
 
     async def token(request: Request, now: float) -> Any:
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
@@ -195,49 +146,94 @@ def _routes(world: World, fleet: BackupifyFleet, tokens: TokenStore) -> list[Ven
             and secrets.compare_digest(form.get("client_secret", ""), keys.client_secret)
         ):
             return JSONResponse({"error": "invalid_client"}, 401)
+        scope = form.get("scope")
+        if (live and scope is None) or (scope is not None and scope != SCOPE):
+            return JSONResponse({"error": "invalid_scope", "message": "Invalid Scope"}, 400)
         access, _ = tokens.issue()
-        return {"access_token": access, "expires_in": tokens.ttl, "token_type": "bearer"}
+        return {
+            "access_token": access,
+            "expires_in": int(tokens.ttl) if tokens.ttl >= 1 else tokens.ttl,
+            "token_type": "bearer_token" if live else "bearer",
+        }
+
+    async def customers(request: Request, now: float) -> Any:
+        if not offers_customers:
+            return error(404, "Not Found")
+        return _paged(request, [{"id": i, "name": n} for i, n in fleet.customers()])
+
+    async def customer_instances(request: Request, now: float) -> Any:
+        wanted = request.path_params["customer_id"]
+        chosen = [i for i in fleet.instances if str(i.customer_id) == wanted]
+        if not offers_customers or not chosen:
+            return error(404, "customer not found")
+        return _paged(request, [instance(i, now) for i in chosen])
 
     async def definitions(request: Request, now: float) -> Any:
-        return _paged(request, [{"id": i, "name": n, "published": True} for i, n in DEFINITIONS])
+        rows = _definitions(live)
+        vendor = request.query_params.get("vendor_id")
+        if vendor is not None:
+            rows = [r for r in rows if str(r["vendor_id"]) == vendor]
+            if not rows:
+                return error(404, "vendor not found")
+        return _paged(request, rows)
+
+    async def definition(request: Request, now: float) -> Any:
+        wanted = request.path_params["definition_id"]
+        found = [r for r in _definitions(live) if str(r["id"]) == wanted]
+        return found[0] if found else error(404, "backup_definition not found")
 
     async def instances(request: Request, now: float) -> Any:
         wanted = request.query_params.get("backup_definition_id")
-        chosen = [i for i in fleet.instances if wanted is None or str(i.definition_id) == wanted]
-        return _paged(
-            request,
-            [
-                {
-                    "id": i.id,
-                    "customer_id": i.customer_id,
-                    "customer_name": i.customer_name,
-                    "name": i.name,
-                    "backup_definition_id": i.definition_id,
-                    ("state" if i.legacy_fields else "status"): i.status,
-                    "backup_frequency": "4x_daily",
-                }
-                for i in chosen
-            ],
-        )
+        if wanted is None:
+            return error(400, "backup_definition_id is required")
+        if wanted not in {str(i) for i, _ in DEFINITIONS}:
+            # Another vendor's definition, or none at all.
+            return error(404, "backup_definition not found")
+        chosen = [i for i in fleet.instances if str(i.definition_id) == wanted]
+        return _paged(request, [instance(i, now) for i in chosen])
 
     async def instance_backups(request: Request, now: float) -> Any:
-        inst = fleet.instance(request.path_params["instance_id"])
+        inst = known(request)
         if inst is None:
             return error(404, "backup_instance not found")
         return _paged(request, backups(inst, now))
 
     async def active(request: Request, now: float) -> Any:
-        inst = fleet.instance(request.path_params["instance_id"])
+        inst = known(request)
         if inst is None:
             return error(404, "backup_instance not found")
-        running = [b for b in backups(inst, now) if b.get("status", b.get("state")) == "running"]
-        if not running:
-            return error(404, "no active backup")
-        return running[-1]
+        current = running(inst, now)
+        if current is None:
+            return Response(status_code=204)
+        return backup(inst, current)
+
+    async def exports(request: Request, now: float) -> Any:
+        inst = known(request)
+        if inst is None:
+            return error(404, "backup_instance not found")
+        token = fleet.download_token
+        return _paged(request, [export(inst, e, now, token) for e in inst.all_exports()])
+
+    async def vendors_me(request: Request, now: float) -> Any:
+        return {
+            "client_id": keys.client_id,
+            "client_secret": keys.client_secret,
+            "email": "vendor@example.com",
+            "name": "Demo MSP",
+            "vendor_id": VENDOR_ID,
+        }
 
     return [
         VendorRoute("/oauth/token", "token", token, None, methods=("POST",)),
+        VendorRoute("/v1/customers", "customers", customers, auth),
+        VendorRoute(
+            "/v1/customers/{customer_id}/backup_instances",
+            "customer_instances",
+            customer_instances,
+            auth,
+        ),
         VendorRoute("/v1/backup_definitions", "definitions", definitions, auth),
+        VendorRoute("/v1/backup_definitions/{definition_id}", "definition", definition, auth),
         VendorRoute("/v1/backup_instances", "instances", instances, auth),
         VendorRoute(
             "/v1/backup_instances/{instance_id}/backups/active", "active_backup", active, auth
@@ -245,4 +241,6 @@ def _routes(world: World, fleet: BackupifyFleet, tokens: TokenStore) -> list[Ven
         VendorRoute(
             "/v1/backup_instances/{instance_id}/backups", "backups", instance_backups, auth
         ),
+        VendorRoute("/v1/backup_instances/{instance_id}/exports", "exports", exports, auth),
+        VendorRoute("/v1/vendors/me", "vendors_me", vendors_me, auth),
     ]

@@ -1,5 +1,13 @@
-"""CloudAlly: which calls a refresh makes (backup tasks, partner tasks, the status of each recent
-restore or download job) and what it remembers between refreshes."""
+"""CloudAlly: which calls a refresh makes and what it remembers between refreshes.
+
+A refresh reads ``/v1/partners/tasks`` through every page: it holds the restore and download
+jobs, and in the live API the backup tasks as well. Backup tasks are taken from there when it
+lists any, otherwise from the spec's ``/v1/backup-tasks``: one listing, never both, so that an
+API offering both cannot count a task twice, and the live API is not asked for an endpoint it
+lacks. A 404 from either listing (or from ``/v1/partners/status``) means "not offered here": an
+empty listing, not a failed source. Live tasks take their last status from
+``/v1/partners/status``; the status of each recent job comes from ``/v1/restore/{jobId}``.
+"""
 
 from __future__ import annotations
 
@@ -29,17 +37,23 @@ from exporter.model import (
     Customer,
     RestoreJob,
     Snapshot,
-    backup_status,
 )
 from exporter.parsing import Problems, parse_records
 from exporter.source import Reading, Store
 from exporter.vendors.cloudally.parse import (
     JobRecord,
     JobStatusRecord,
+    Statuses,
     TaskRecord,
     application_names,
     job_kind,
+    live_status,
+    outcome_status,
     product,
+    spec_status,
+    split_partner_tasks,
+    statuses_from,
+    task_enabled,
     token_from,
 )
 from exporter.vendors.cloudally.settings import CloudAllySettings
@@ -48,9 +62,31 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
+class PartnerTasks:
+    backups: list[TaskRecord]
+    jobs: list[JobRecord]
+
+
+@dataclass(frozen=True, slots=True)
 class _JobData:
     job: RestoreJob | None
     error: str | None
+
+
+def _not_found(exc: VendorError) -> bool:
+    return exc.status == 404
+
+
+def _next_page(body: dict[str, Any]) -> tuple[str | None, int | None]:
+    """The next page's token, or its number. The gem reads ``nextPageToken``; another client
+    ``nextPage``, which might equally hold a page number."""
+    for key in ("nextPageToken", "nextPage"):
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return value, None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return None, value
+    return None, None
 
 
 class CloudAllySource:
@@ -71,8 +107,18 @@ class CloudAllySource:
         # Terminal jobs cannot change: remembered, never asked about again.
         self._finished_jobs: dict[str, RestoreJob] = {}
         self.tokens = TokenCache(self._fetch_token, settings.token_margin_seconds)
+        headers = None
+        if settings.auth_style == "headers":
+            # Live clients send the client headers on every call, not only at login, and the
+            # live API refuses data calls without them.
+            secret = settings.secret("client_secret")
+            headers = {"client-id": settings.client_id, "client-secret": secret}
         self._client = VendorClient.for_source(
-            settings, auth=BearerAuth(self.tokens), stats=self.stats, transport=transport
+            settings,
+            auth=BearerAuth(self.tokens),
+            stats=self.stats,
+            transport=transport,
+            headers=headers,
         )
 
     async def aclose(self) -> None:
@@ -95,60 +141,94 @@ class CloudAllySource:
 
     async def _login(self) -> Token:
         settings = self._settings
-        secret = settings.secret("client_secret")
-        headers = None
         body: dict[str, str]
         if settings.auth_style == "headers":
-            headers = {"client-id": settings.client_id, "client-secret": secret}
+            # The client headers are the client's defaults (see __init__).
             body = {}
             if settings.email:
                 body["email"] = settings.email
             if settings.password is not None:
                 body["password"] = settings.password.get_secret_value()
         else:
-            body = {"clientId": settings.client_id, "clientSecret": secret}
+            body = {
+                "clientId": settings.client_id,
+                "clientSecret": settings.secret("client_secret"),
+            }
         reply = await self._client.request(
-            "token", "POST", "/auth/partner", json=body, headers=headers, authenticated=False
+            "token", "POST", "/auth/partner", json=body, authenticated=False
         )
         return token_from(reply.body, "POST /auth/partner")
 
-    async def _load_tasks(self) -> list[TaskRecord]:
+    async def _pages(self, endpoint: str, path: str) -> list[Any] | None:
+        """Every item of a paged listing, up to ``max_pages``; None if the API answers 404
+        (it has no such listing). Stops when no next token comes back or ``page`` has reached
+        ``totalPages``; a token or page met before is a cycle, counted as a parse error and
+        not read twice."""
         items: list[Any] = []
-        page, token, seen = 1, None, set()
+        page, token = 1, None
+        tokens: set[str] = set()
+        numbers: set[int] = set()
         async with self._limit:
             for _ in range(self._settings.max_pages):
                 params: dict[str, str | int] = {"page": page, "pageSize": self._settings.page_size}
                 if token:
                     params["nextPageToken"] = token
-                reply = await self._client.request(
-                    "backup_tasks", "GET", "/v1/backup-tasks", params=params
-                )
-                items.extend(list_items(reply.body, "data"))
+                try:
+                    reply = await self._client.request(endpoint, "GET", path, params=params)
+                except VendorError as exc:
+                    if not items and _not_found(exc):
+                        return None
+                    raise
                 body = reply.body if isinstance(reply.body, dict) else {}
-                token = body.get("nextPageToken") or None
+                number = body.get("page")
+                number = number if isinstance(number, int) else page
+                if number in numbers:
+                    return self._cycle(endpoint, items)
+                numbers.add(number)
+                items.extend(list_items(reply.body, "data"))
                 total = body.get("totalPages")
-                if token in seen:
-                    logger.warning("msg=%s", "backup-tasks page tokens form a cycle")
-                    self.stats.parse_errors += 1
-                    break
-                if token is None and not (isinstance(total, int) and page < total):
-                    break
-                seen.add(token)
-                page += 1
-        problems = Problems(self.stats)
-        return parse_records(items, TaskRecord, problems, "backup-tasks", lambda r: bool(r.id))
-
-    async def _load_jobs(self) -> list[JobRecord]:
-        async with self._limit:
-            reply = await self._client.request("partner_tasks", "GET", "/v1/partners/tasks")
-        records = parse_records(
-            list_items(reply.body, "tasks"),
-            JobRecord,
-            Problems(self.stats),
-            "partners/tasks",
-            lambda r: bool(r.id),
+                token, next_number = _next_page(body)
+                if token is None and next_number is None:
+                    return items
+                if isinstance(total, int) and number >= total:
+                    return items
+                if token is not None and token in tokens:
+                    return self._cycle(endpoint, items)
+                if token is not None:
+                    tokens.add(token)
+                page = next_number if next_number is not None else number + 1
+        logger.warning(
+            "msg=%s endpoint=%s pages=%s",
+            "stopped at the page limit",
+            endpoint,
+            self._settings.max_pages,
         )
-        return [r for r in records if job_kind(r.kind) is not None]
+        return items
+
+    def _cycle(self, endpoint: str, items: list[Any]) -> list[Any]:
+        logger.warning("msg=%s endpoint=%s", "page tokens form a cycle", endpoint)
+        self.stats.parse_errors += 1
+        return items
+
+    async def _load_partner_tasks(self) -> PartnerTasks:
+        items = await self._pages("partner_tasks", "/v1/partners/tasks")
+        if items is None:
+            return PartnerTasks([], [])
+        backups, jobs = split_partner_tasks(items, Problems(self.stats))
+        return PartnerTasks(backups, jobs)
+
+    async def _load_backup_tasks(self) -> list[TaskRecord]:
+        items = await self._pages("backup_tasks", "/v1/backup-tasks")
+        return parse_records(
+            items or [], TaskRecord, Problems(self.stats), "backup-tasks", lambda r: bool(r.id)
+        )
+
+    async def _load_statuses(self) -> Statuses:
+        items = await self._pages("partner_status", "/v1/partners/status")
+        if items is None:
+            logger.debug("msg=%s", "no /v1/partners/status here: live task statuses unknown")
+            return Statuses(False, {}, {})
+        return statuses_from(items, Problems(self.stats))
 
     async def _load_job_status(self, job_id: str) -> JobStatusRecord:
         async with self._limit:
@@ -183,7 +263,7 @@ class CloudAllySource:
             job_id,
             customer,
             kind,
-            backup_status(status.status),
+            outcome_status(status.status),
             status.started or record.created,
             status.ended,
         )
@@ -191,43 +271,92 @@ class CloudAllySource:
             self._finished_jobs[job_id] = job
         return _JobData(job, None)
 
-    async def collect(self, store: Store) -> Snapshot:
-        tasks = await store.fetch("backup_tasks", "", self._load_tasks)
-        jobs = await store.fetch("partner_tasks", "", self._load_jobs)
-        now = self._clock()
-        window_start = now - self._settings.restore_window_seconds
-        recent = [j for j in jobs.value if j.created is None or j.created >= window_start]
+    async def _jobs(
+        self, store: Store, jobs: list[JobRecord]
+    ) -> tuple[list[RestoreJob], dict[str, str]]:
+        window_start = self._clock() - self._settings.restore_window_seconds
+        recent = [j for j in jobs if j.created is None or j.created >= window_start]
         recent_ids = {j.id for j in recent if j.id is not None}
         for job_id in [k for k in self._finished_jobs if k not in recent_ids]:
             del self._finished_jobs[job_id]
         store.retain("restore_status", recent_ids)
         results = await asyncio.gather(*(self._job(store, j) for j in recent))
-
-        customers: dict[str, Customer] = {}
-        names = application_names(tasks.value)
-        applications = []
-        for task in tasks.value:
-            assert task.id is not None
-            cid = task.customer_id or UNKNOWN
-            customers.setdefault(
-                cid, Customer(cid, task.customer_name or cid, "", product(task.service), UNKNOWN)
-            )
-            applications.append(
-                ApplicationBackup(cid, names[task.id], task.last_backup, backup_status(task.status))
-            )
         restore_jobs = [
             r.job
             for r in results
             if r.job is not None and (r.job.started is None or r.job.started >= window_start)
         ]
+        errors = {r.job.customer_id: r.error for r in results if r.error and r.job is not None}
+        return restore_jobs, errors
+
+    async def collect(self, store: Store) -> Snapshot:
+        partner = await store.fetch("partner_tasks", "", self._load_partner_tasks)
+        fetched = [partner.fetched_at]
+        live = bool(partner.value.backups)
+        if live:
+            tasks = partner.value.backups
+        else:
+            spec = await store.fetch("backup_tasks", "", self._load_backup_tasks)
+            tasks = spec.value
+            fetched.append(spec.fetched_at)
         errors: dict[str, str] = {}
-        for result in results:
-            if result.error and result.job is not None:
-                errors[result.job.customer_id] = result.error
+        statuses: Statuses | None = None
+        if live:
+            reading = Reading(store, self._clock)
+            got = await reading.fetch("partners/status", "partner_status", "", self._load_statuses)
+            if got is None:
+                # Without it no task's outcome is known: statuses stay unknown, never success.
+                for task in tasks:
+                    errors[task.customer_id or UNKNOWN] = reading.error or "partners/status"
+            else:
+                statuses = got.value
+                fetched.append(got.fetched_at)
+        restore_jobs, job_errors = await self._jobs(store, partner.value.jobs)
+        errors.update(job_errors)
+
+        names = application_names(tasks)
+        customers: dict[str, Customer] = {}
+        applications = []
+        for task in tasks:
+            assert task.id is not None
+            cid = task.customer_id or UNKNOWN
+            known = customers.get(cid)
+            if known is None or known.product == UNKNOWN:
+                customers[cid] = Customer(
+                    cid,
+                    task.customer_name or cid,
+                    task.domain or "",
+                    product(task.service),
+                    UNKNOWN,
+                )
+            applications.append(_application(task, names[task.id], statuses, live))
         return Snapshot(
             customers=tuple(customers.values()),
             applications=tuple(applications),
             restore_jobs=tuple(restore_jobs),
             customer_errors=errors,
-            oldest_data=min(tasks.fetched_at, jobs.fetched_at),
+            oldest_data=min(fetched),
         )
+
+
+def _application(
+    task: TaskRecord, name: str, statuses: Statuses | None, live: bool
+) -> ApplicationBackup:
+    last = task.newest_backup()
+    if live:
+        outcome = statuses.of(task) if statuses is not None else None
+        if last is None and outcome is not None:
+            last = outcome.last_backup
+        status, enabled = live_status(task, statuses), task_enabled(task.status)
+    else:
+        status, enabled = spec_status(task)
+    return ApplicationBackup(
+        task.customer_id or UNKNOWN,
+        name,
+        last,
+        status,
+        used_bytes=task.size,
+        enabled=enabled,
+        next_backup=task.next_backup,
+        progress=task.progress_state,
+    )
