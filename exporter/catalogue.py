@@ -6,7 +6,9 @@ given in the wrong place or forgotten fails at once instead of producing a wrong
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 Kind = Literal["gauge", "counter"]
@@ -14,18 +16,31 @@ Kind = Literal["gauge", "counter"]
 CACHED: Final = " Served from the exporter's cache; see saas_backup_cache_age_seconds."
 
 
-@dataclass(frozen=True, slots=True)
+# Compared and hashed by identity: each metric is declared once, and rendering looks its rows
+# up by definition many thousands of times.
+@dataclass(frozen=True, slots=True, eq=False)
 class MetricDef:
     name: str
     kind: Kind
     help: str
     labels: tuple[str, ...]
+    # Used on every row the renderer adds: built once.
+    _names: frozenset[str] = field(init=False, repr=False)
+    _pick: Callable[[dict[str, str]], tuple[str, ...]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_names", frozenset(self.labels))
+        pick = operator.itemgetter(*self.labels)
+        if len(self.labels) == 1:
+            object.__setattr__(self, "_pick", lambda labels: (pick(labels),))
+        else:
+            object.__setattr__(self, "_pick", pick)
 
     def values(self, labels: dict[str, str]) -> tuple[str, ...]:
         """The label values in declared order; any missing or unknown label is an error."""
-        if labels.keys() != set(self.labels):
+        if labels.keys() != self._names:
             raise ValueError(f"{self.name}: expected labels {self.labels}, got {sorted(labels)}")
-        return tuple(labels[name] for name in self.labels)
+        return self._pick(labels)
 
 
 EXPORTER_BUILD_INFO: Final = MetricDef(
