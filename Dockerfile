@@ -11,7 +11,11 @@ FROM python:3.12-slim-bookworm
 LABEL org.opencontainers.image.title="saas-backup-exporter" \
       org.opencontainers.image.description="Prometheus exporter for SaaS backup health"
 COPY --from=build /opt/venv /opt/venv
-ENV PATH="/opt/venv/bin:$PATH" PYTHONUNBUFFERED=1
+# The state file (warm restarts) lives in a volume the unprivileged user owns.
+RUN mkdir -p /var/lib/saas-backup-exporter && chown 10049:10049 /var/lib/saas-backup-exporter
+ENV PATH="/opt/venv/bin:$PATH" PYTHONUNBUFFERED=1 \
+    SAAS_BACKUP_CACHE__STATE_FILE=/var/lib/saas-backup-exporter/state.db
+VOLUME ["/var/lib/saas-backup-exporter"]
 USER 10049:10049
 EXPOSE 10049
 ENTRYPOINT ["saas-backup-exporter"]

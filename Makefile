@@ -50,6 +50,7 @@ alerts: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_scrape.py
+	$(PY) bench/bench_crawl.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

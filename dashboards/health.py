@@ -125,6 +125,58 @@ def exporter_health() -> dict[str, Any]:
     )
     grid.add(
         timeseries_panel(
+            "Crawl progress",
+            "Share of the customers each source's current crawl set out to read that it has "
+            "read; 1 when none is pending.",
+            query(f"saas_backup_crawl_progress{s}", legend="{{source}}"),
+            unit="percentunit",
+            min_value=0,
+        ),
+        8,
+        8,
+    )
+    grid.add(
+        timeseries_panel(
+            "Customer data age",
+            "Age of each source's customers' data: the oldest customer and the median.",
+            query(
+                f"max by (source) (saas_backup_customer_data_age_seconds{s})",
+                "A",
+                legend="{{source}} oldest",
+            ),
+            query(
+                f"quantile by (source) (0.5, saas_backup_customer_data_age_seconds{s})",
+                "B",
+                legend="{{source}} median",
+            ),
+            unit="s",
+            min_value=0,
+        ),
+        8,
+        8,
+    )
+    grid.add(
+        timeseries_panel(
+            "API calls per hour: planned and allowed",
+            "Calls per hour the TTLs need for the customers known now, and what the budget "
+            "allows after its reserve (where a budget is known).",
+            query(
+                f"saas_backup_api_budget_planned_calls_per_hour{s}",
+                "A",
+                legend="{{source}} planned",
+            ),
+            query(
+                f"saas_backup_api_budget_allowed_calls_per_hour{s}",
+                "B",
+                legend="{{source}} allowed",
+            ),
+            min_value=0,
+        ),
+        8,
+        8,
+    )
+    grid.add(
+        timeseries_panel(
             "API requests by status code",
             "Vendor API requests per second by source and HTTP status code.",
             query(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -10,8 +11,11 @@ from starlette.applications import Starlette
 
 from exporter import vendors
 from exporter.config import Config
+from exporter.persist import Persistence
+from exporter.plan import plan_source
 from exporter.refresh import Scheduler, SourceRunner
 from exporter.server import create_app
+from exporter.state import StateFile
 
 
 def build_scheduler(
@@ -24,15 +28,25 @@ def build_scheduler(
     for settings in config.sources:
         vendor = vendors.get(settings.vendor)
         runners.append(
-            SourceRunner(
-                vendor.build_source(settings, transport=transport, clock=clock),
-                config.cache,
-                settings.refresh_timeout_seconds,
-                clock,
-                vendor.endpoints,
+            (
+                SourceRunner(
+                    vendor.build_source(settings, transport=transport, clock=clock),
+                    config.cache,
+                    settings.refresh_timeout_seconds,
+                    clock,
+                    vendor.endpoints,
+                    workers=settings.max_concurrency,
+                    stall_seconds=settings.stall_seconds,
+                    plan=functools.partial(plan_source, settings, config.cache),
+                ),
+                settings,
             )
         )
-    return Scheduler(runners)
+    persistence = None
+    if config.cache.state_file is not None:
+        persistence = Persistence(StateFile(config.cache.state_file), runners)
+        persistence.restore()
+    return Scheduler([runner for runner, _ in runners], persistence)
 
 
 def build_app(config: Config, *, warm_up: bool | None = None) -> Starlette:

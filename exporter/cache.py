@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, Final, TypeVar
 
@@ -23,8 +24,9 @@ FAILURE_RETRY_SECONDS: Final = 60.0
 
 
 class EndpointCache:
-    """One source's responses. ``defaults`` are the vendor's TTLs per endpoint (None: the
-    configured ``ttl_seconds``); ``cache.endpoints`` in the config overrides both."""
+    """One source's responses. A TTL comes from ``cache.endpoints`` in the config, else from
+    ``cache.ttl_seconds`` when the config sets it, else from the vendor's default for the
+    endpoint (``defaults``; None: ``ttl_seconds``'s default)."""
 
     def __init__(
         self,
@@ -38,18 +40,24 @@ class EndpointCache:
         self._entries: dict[tuple[str, str], Fetched[Any]] = {}
         self._inflight: dict[tuple[str, str], asyncio.Future[Fetched[Any]]] = {}
         self._retry_at: dict[tuple[str, str], float] = {}
+        # Loads started per endpoint: with the API request counters, the calls one load costs.
+        self.loads: Counter[str] = Counter()
 
     def ttl(self, endpoint: str) -> float:
         configured = self._config.endpoints.get(endpoint)
         if configured is not None:
             return configured
+        # A ttl_seconds set in the config applies to every endpoint, as it always has; left
+        # unset, each endpoint gets its vendor's default.
         default = self._defaults.get(endpoint)
-        return self._config.ttl_seconds if default is None else default
+        if default is None or "ttl_seconds" in self._config.model_fields_set:
+            return self._config.ttl_seconds
+        return default
 
     async def fetch(self, endpoint: str, key: str, load: Callable[[], Awaitable[T]]) -> Fetched[T]:
         slot = (endpoint, key)
         entry = self._entries.get(slot)
-        if entry is not None and self._clock() < entry.fetched_at + self.ttl(endpoint):
+        if entry is not None and self._clock() < entry.expires:
             return entry
         inflight = self._inflight.get(slot)
         if inflight is None:
@@ -59,12 +67,15 @@ class EndpointCache:
         return await asyncio.shield(inflight)
 
     async def _load(self, slot: tuple[str, str], load: Callable[[], Awaitable[T]]) -> Fetched[T]:
+        self.loads[slot[0]] += 1
         try:
             value = await load()
         except Exception as exc:
-            self._retry_at[slot] = self._clock() + min(FAILURE_RETRY_SECONDS, self.ttl(slot[0]))
-            raise FetchError(safe_reason(exc), self._fresh_enough(slot)) from exc
-        entry = Fetched(value, self._clock())
+            retry_at = self._clock() + min(FAILURE_RETRY_SECONDS, self.ttl(slot[0]))
+            self._retry_at[slot] = retry_at
+            raise FetchError(safe_reason(exc), self._fresh_enough(slot), retry_at) from exc
+        now = self._clock()
+        entry = Fetched(value, now, now + self.ttl(slot[0]))
         self._entries[slot] = entry
         self._retry_at.pop(slot, None)
         return entry
@@ -75,10 +86,9 @@ class EndpointCache:
             return None
         return entry
 
-    def next_due(self) -> float:
-        """When the earliest entry expires or a failed load may be tried again."""
-        expiries = [e.fetched_at + self.ttl(ep) for (ep, _), e in self._entries.items()]
-        return min([*expiries, *self._retry_at.values()], default=0.0)
+    def keys(self) -> Counter[str]:
+        """How many keys (customers, instances, ...) each endpoint holds now."""
+        return Counter(endpoint for endpoint, _ in self._entries)
 
     def cancel(self) -> None:
         for future in list(self._inflight.values()):

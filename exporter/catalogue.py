@@ -54,7 +54,8 @@ EXPORTER_BUILD_INFO: Final = MetricDef(
 UP: Final = MetricDef(
     "saas_backup_up",
     "gauge",
-    "1 if the source's last refresh succeeded, 0 if it failed or none has completed.",
+    "1 if the source's last reads worked; 0 when its customer list cannot be read, when "
+    "customer reads in a row fail, or when a running crawl stops making progress.",
     ("source",),
 )
 
@@ -70,7 +71,7 @@ SOURCE_INFO: Final = MetricDef(
 LAST_REFRESH_SUCCESS_TIMESTAMP_SECONDS: Final = MetricDef(
     "saas_backup_last_refresh_success_timestamp_seconds",
     "gauge",
-    "Unix time at which the source's last successful refresh completed.",
+    "Unix time at which a read of the source (its customer list or a customer) last worked.",
     ("source",),
 )
 
@@ -78,7 +79,7 @@ LAST_REFRESH_SUCCESS_TIMESTAMP_SECONDS: Final = MetricDef(
 REFRESH_DURATION_SECONDS: Final = MetricDef(
     "saas_backup_refresh_duration_seconds",
     "gauge",
-    "How long the source's last completed refresh took.",
+    "How long the source's last crawl took, up to its cut-off.",
     ("source",),
 )
 
@@ -142,7 +143,7 @@ CUSTOMER_INFO: Final = MetricDef(
 CUSTOMER_UP: Final = MetricDef(
     "saas_backup_customer_up",
     "gauge",
-    "1 if every read of this customer worked in the last refresh.",
+    "1 if every read of this customer worked the last time it was read.",
     ("source", "customer_id"),
 )
 
@@ -360,6 +361,81 @@ RESTORE_JOB_RECORDS_FAILED: Final = MetricDef(
 )
 
 
+CUSTOMER_DATA_AGE_SECONDS: Final = MetricDef(
+    "saas_backup_customer_data_age_seconds",
+    "gauge",
+    "Age of the oldest vendor response behind the customer's served data.",
+    ("source", "customer_id"),
+)
+
+
+CRAWL_PROGRESS: Final = MetricDef(
+    "saas_backup_crawl_progress",
+    "gauge",
+    "Share (0-1) of the customers the source's current crawl set out to read that it has read, "
+    "well or not; the last crawl's when none runs, and 1 when it had none to read.",
+    ("source",),
+)
+
+
+CRAWL_CUSTOMERS: Final = MetricDef(
+    "saas_backup_crawl_customers",
+    "gauge",
+    "Customers of the source's current crawl (the last one when none runs) by state: read, "
+    "failed (read with an error), pending (not read yet).",
+    ("source", "state"),
+)
+
+
+CRAWL_RUNNING: Final = MetricDef(
+    "saas_backup_crawl_running",
+    "gauge",
+    "1 while a crawl of the source runs, 0 otherwise.",
+    ("source",),
+)
+
+
+CRAWL_LAST_PROGRESS_TIMESTAMP_SECONDS: Final = MetricDef(
+    "saas_backup_crawl_last_progress_timestamp_seconds",
+    "gauge",
+    "Unix time at which the source's crawl last finished reading a customer, well or not.",
+    ("source",),
+)
+
+
+API_BUDGET_REMAINING_CALLS: Final = MetricDef(
+    "saas_backup_api_budget_remaining_calls",
+    "gauge",
+    "Vendor API calls the source may still make in the current budget window before it "
+    "reaches the reserve.",
+    ("source",),
+)
+
+
+API_BUDGET_ALLOWED_CALLS_PER_HOUR: Final = MetricDef(
+    "saas_backup_api_budget_allowed_calls_per_hour",
+    "gauge",
+    "Vendor API calls per hour the source's budget allows, after the reserve.",
+    ("source",),
+)
+
+
+API_BUDGET_PLANNED_CALLS_PER_HOUR: Final = MetricDef(
+    "saas_backup_api_budget_planned_calls_per_hour",
+    "gauge",
+    "Vendor API calls per hour the configured TTLs need for the customers known now.",
+    ("source",),
+)
+
+
+API_BUDGET_FLEET_COVER_SECONDS: Final = MetricDef(
+    "saas_backup_api_budget_fleet_cover_seconds",
+    "gauge",
+    "Projected time to read every customer of the source once at the allowed call rate.",
+    ("source",),
+)
+
+
 CATALOGUE: Final = (
     EXPORTER_BUILD_INFO,
     UP,
@@ -400,4 +476,13 @@ CATALOGUE: Final = (
     INSTANCE_BACKUP_INTERVAL_SECONDS,
     RESTORE_JOB_RECORDS_PROCESSED,
     RESTORE_JOB_RECORDS_FAILED,
+    CUSTOMER_DATA_AGE_SECONDS,
+    CRAWL_PROGRESS,
+    CRAWL_CUSTOMERS,
+    CRAWL_RUNNING,
+    CRAWL_LAST_PROGRESS_TIMESTAMP_SECONDS,
+    API_BUDGET_REMAINING_CALLS,
+    API_BUDGET_ALLOWED_CALLS_PER_HOUR,
+    API_BUDGET_PLANNED_CALLS_PER_HOUR,
+    API_BUDGET_FLEET_COVER_SECONDS,
 )

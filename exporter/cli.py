@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ import yaml
 from exporter import __version__, logs, vendors
 from exporter.app import build_app
 from exporter.config import Config, ConfigError, build_config, load_config
+from exporter.persist import saved_customers
+from exporter.plan import describe, plan_source
 from exporter.server import parse_listen_address
 from exporter.simulator.app import Simulator
 from exporter.simulator.serve import add_arguments as add_simulator_arguments
@@ -26,6 +29,7 @@ from exporter.simulator.serve import serve as serve_simulator
 logger = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = ":10049"
+ASSUMED_CUSTOMERS = 100
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,7 +45,17 @@ def _parser() -> argparse.ArgumentParser:
         "--config.check",
         dest="config_check",
         action="store_true",
-        help="validate the config file, print every problem, exit 0 (valid) or 1",
+        help="validate the config file, print every problem, exit 0 (valid) or 1; "
+        "a valid one's plan: the calls per hour its TTLs need against the budget",
+    )
+    parser.add_argument(
+        "--plan.customers",
+        dest="plan_customers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="customers per source for --config.check's plan (default: as many as the "
+        f"state file holds, else {ASSUMED_CUSTOMERS})",
     )
     _common(parser)
     parser.add_argument(
@@ -105,6 +119,19 @@ def _tls_options(path: Path | None) -> dict[str, Any]:
     return {"ssl_certfile": str(tls["cert_file"]), "ssl_keyfile": str(tls["key_file"])}
 
 
+def _plan(config: Config, customers: int | None) -> list[str]:
+    counts = saved_customers(config) if customers is None else {}
+    lines = ['plan (sizing: see the README\'s "Sizing for a real fleet"):']
+    for settings in config.sources:
+        count = customers if customers is not None else counts.get(settings.name)
+        plan = plan_source(settings, config.cache, ASSUMED_CUSTOMERS if count is None else count)
+        described = describe(plan, settings.budget.reserve_ratio)
+        if count is None:
+            described[0] += " (assumed; set --plan.customers)"
+        lines += [f"  {line}" for line in described]
+    return lines
+
+
 def uvicorn_config(app: Any, listen: str, config: Config, **extra: Any) -> uvicorn.Config:
     host, port = parse_listen_address(listen)
     return uvicorn.Config(
@@ -124,7 +151,12 @@ def uvicorn_config(app: Any, listen: str, config: Config, **extra: Any) -> uvico
 
 
 def demo_config(
-    base_url: str, sim: Simulator, *, ttl_seconds: float = 60, **overrides: Any
+    base_url: str,
+    sim: Simulator,
+    *,
+    ttl_seconds: float = 60,
+    state_file: Path | None = None,
+    **overrides: Any,
 ) -> Config:
     """One source per registered vendor, each named after its vendor, all against ``sim``;
     ``overrides`` apply to every source."""
@@ -136,7 +168,7 @@ def demo_config(
     }
     return build_config(
         {
-            "cache": {"ttl_seconds": ttl_seconds},
+            "cache": {"ttl_seconds": ttl_seconds, "state_file": state_file},
             "sources": [
                 {"name": v.name, "type": v.name, **common, **v.demo(sim.credentials)}
                 for v in vendors.all()
@@ -156,7 +188,9 @@ async def _demo(args: argparse.Namespace) -> int:
     started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     sim_task = asyncio.create_task(serve_simulator(sim, "127.0.0.1", 0, ready=started.set_result))
     base_url = await started
-    config = demo_config(base_url, sim)
+    # A state file like a real deployment's, gone with the demo.
+    state_dir = tempfile.TemporaryDirectory(prefix="saas-backup-demo-")
+    config = demo_config(base_url, sim, state_file=Path(state_dir.name) / "state.db")
     listen = getattr(args, "listen_address", DEFAULT_LISTEN)
     host, port = parse_listen_address(listen)
     shown = "localhost" if host in {"0.0.0.0", "::", "127.0.0.1"} else host
@@ -169,6 +203,7 @@ async def _demo(args: argparse.Namespace) -> int:
     finally:
         sim_task.cancel()
         await asyncio.gather(sim_task, return_exceptions=True)
+        state_dir.cleanup()
     return 0
 
 
@@ -221,5 +256,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.config_check:
         names = ", ".join(s.name for s in config.sources)
         print(f"{args.config_file}: OK ({len(config.sources)} sources: {names})")
+        for line in _plan(config, args.plan_customers):
+            print(line)
         return 0
     return asyncio.run(_serve(config, listen, tls))

@@ -56,6 +56,8 @@ class CacheConfig(Strict):
     max_age_seconds: PositiveSeconds = 86400.0
     # Refresh every source once at start-up so /-/ready means something before the first scrape.
     warm_up: bool = True
+    # Where the last good data is kept across restarts (SQLite); none: a restart starts cold.
+    state_file: Path | None = None
 
     @field_validator("endpoints")
     @classmethod

@@ -1,8 +1,11 @@
-"""Exposition bodies, rendered once per change of the sources' states and served many times.
+"""Exposition bodies: the static part assembled once per change of the sources' parts and
+served many times, the dynamic tail rendered on every scrape.
 
-The clock-dependent lines (see ``render.render_dynamic``) are appended per scrape. For gzip, the
-cached part is kept as a sync-flushed raw deflate stream, so a scrape only compresses its few
-dynamic lines and extends the CRC instead of compressing the whole body again.
+The static part is assembled from per-customer chunks (``exporter.chunks``) kept beside it, so
+a change re-encodes only the customers that changed. The live lines (see
+``render.render_dynamic``) are appended per scrape. For gzip, the static part is kept as a
+sync-flushed raw deflate stream with its CRC, so a scrape only compresses the tail and extends
+the CRC instead of compressing, or even reading, the whole body again.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from typing import Final
 
 from cachetools import LRUCache
 
+from exporter.chunks import Ages, Chunks, assemble, tail
 from exporter.config import MetricsConfig
 from exporter.refresh import SourceState
-from exporter.render import OPENMETRICS_EOF, render_dynamic, render_static
+from exporter.render import OPENMETRICS_EOF
 
 TEXT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_TYPE: Final = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -28,22 +32,26 @@ _LEVEL: Final = 6
 @dataclass
 class _Static:
     body: bytes
-    _deflated: bytes | None = field(default=None, repr=False)
+    ages: Ages = ()
+    # Compressed on the first gzip scrape, then kept.
+    _deflated: tuple[bytes, int] | None = field(default=None, repr=False)
 
-    def deflated(self) -> bytes:
+    def deflated(self) -> tuple[bytes, int]:
+        """The body as a sync-flushed raw deflate stream, and its CRC-32."""
         if self._deflated is None:
             compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-            self._deflated = compressor.compress(self.body) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            stream = compressor.compress(self.body) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            self._deflated = stream, zlib.crc32(self.body)
         return self._deflated
 
 
-def gzip_join(static: _Static, tail: bytes) -> bytes:
-    """A single gzip member holding ``static.body + tail``."""
+def gzip_join(static: _Static, live: bytes) -> bytes:
+    """A single gzip member holding ``static.body + live``."""
+    stream, crc = static.deflated()
     compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-    deflated_tail = compressor.compress(tail) + compressor.flush(zlib.Z_FINISH)
-    crc = zlib.crc32(tail, zlib.crc32(static.body))
-    size = (len(static.body) + len(tail)) & 0xFFFFFFFF
-    return _GZIP_HEADER + static.deflated() + deflated_tail + struct.pack("<II", crc, size)
+    deflated_live = compressor.compress(live) + compressor.flush(zlib.Z_FINISH)
+    size = (len(static.body) + len(live)) & 0xFFFFFFFF
+    return _GZIP_HEADER + stream + deflated_live + struct.pack("<II", zlib.crc32(live, crc), size)
 
 
 def wants_gzip(accept_encoding: str | None) -> bool:
@@ -63,6 +71,9 @@ def wants_openmetrics(accept: str | None) -> bool:
     return "application/openmetrics-text" in (accept or "")
 
 
+_Key = tuple[tuple[tuple[int, bool], ...], bool]
+
+
 @dataclass(frozen=True, slots=True)
 class Body:
     content: bytes
@@ -73,14 +84,19 @@ class Body:
 class Exposition:
     def __init__(self, config: MetricsConfig) -> None:
         self._config = config
-        self._static: LRUCache[tuple[tuple[int, ...], bool], _Static] = LRUCache(maxsize=4)
+        # Generations only grow: the current one in each format is all that is served again.
+        self._static: LRUCache[_Key, _Static] = LRUCache(maxsize=2)
+        self.chunks = Chunks(config)
         self.renders = 0
 
     def _static_part(self, states: Sequence[SourceState], openmetrics: bool) -> _Static:
-        key = (tuple(s.generation for s in states), openmetrics)
+        # The static body is a function of each source's parts and whether it has listed.
+        key = (tuple((s.generation, s.listed) for s in states), openmetrics)
         part = self._static.get(key)
         if part is None:
-            part = _Static(render_static(states, self._config, openmetrics=openmetrics))
+            assembled = assemble(states, self.chunks, self._config, openmetrics=openmetrics)
+            self.chunks.retain(states)
+            part = _Static(assembled.body, assembled.ages)
             self._static[key] = part
             self.renders += 1
         return part
@@ -89,10 +105,10 @@ class Exposition:
         self, states: Sequence[SourceState], now: float, *, openmetrics: bool, gzip: bool
     ) -> Body:
         static = self._static_part(states, openmetrics)
-        tail = render_dynamic(states, now, openmetrics=openmetrics)
+        live = tail(states, static.ages, now, openmetrics=openmetrics)
         if openmetrics:
-            tail += OPENMETRICS_EOF
+            live += OPENMETRICS_EOF
         content_type = OPENMETRICS_TYPE if openmetrics else TEXT_TYPE
         if gzip:
-            return Body(gzip_join(static, tail), content_type, True)
-        return Body(static.body + tail, content_type, False)
+            return Body(gzip_join(static, live), content_type, True)
+        return Body(static.body + live, content_type, False)

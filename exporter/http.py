@@ -1,7 +1,10 @@
 """The HTTP client every source talks through: timeouts, retries, rate limits, API counters.
 
 Retries use stamina (exponential backoff with jitter). A 429 blocks the whole source until its
-``Retry-After`` has passed, so concurrent callers do not spend the vendor's budget either.
+``Retry-After`` has passed (at most ``max_retry_after_seconds``), so concurrent callers do not
+spend the vendor's budget either. Each attempt waits for that pause, then for the source's
+pacer (``exporter.budget``), then for one of the source's concurrency slots, which it holds
+only while the request is on the wire: a pause or a retry's backoff holds no slot.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -22,11 +25,16 @@ import stamina
 from httpx import USE_CLIENT_DEFAULT
 
 from exporter import __version__
-from exporter.settings import RetryConfig, SourceBase
+from exporter.budget import Pacer, Report, Ticket, read_report
+from exporter.settings import BudgetConfig, RetryConfig, SourceBase
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = f"saas-backup-exporter/{__version__}"
+
+# Set while a call is on the wire: a call made from inside it (the auth flow fetching a token)
+# must not wait for a slot or the pacer, which its caller holds.
+_SENDING: ContextVar[bool] = ContextVar("sending", default=False)
 
 
 class VendorError(Exception):
@@ -77,39 +85,21 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(seconds, 0.0)
 
 
-def parse_reset_time(value: str | None, now: float) -> float | None:
-    """Datto does not document X-API-Limit-Resets; accept epoch s/ms, delta seconds or a date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        number = float(value)
-    except ValueError:
-        try:
-            return email.utils.parsedate_to_datetime(value).timestamp()
-        except (TypeError, ValueError):
-            pass
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    if not math.isfinite(number) or number < 0:
-        return None
-    if number > 1e12:
-        return number / 1000.0
-    if number > 1e9:
-        return number
-    return now + number
-
-
 class RateGate:
-    """Holds every caller of one source until a vendor-imposed pause has passed."""
+    """Holds every caller of one source until a vendor-imposed pause has passed; a pause lasts
+    at most ``max_seconds``."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_seconds: float = math.inf) -> None:
         self._not_before = 0.0
+        self._max = max_seconds
 
     def block_for(self, seconds: float) -> None:
+        seconds = min(seconds, self._max)
         self._not_before = max(self._not_before, time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        """Seconds until the pause is over; 0 when there is none."""
+        return max(self._not_before - time.monotonic(), 0.0)
 
     async def wait(self) -> None:
         # A loop, not an Event: another 429 may push the pause further out while we sleep.
@@ -219,10 +209,18 @@ class VendorClient:
         headers: Mapping[str, str] | None = None,
         stats: ApiStats | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_concurrency: int = 4,
+        budget: BudgetConfig | None = None,
+        name: str = "",
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.stats = stats if stats is not None else ApiStats()
         self._retry = retry
-        self._gate = RateGate()
+        self._clock = clock
+        self._gate = RateGate(retry.max_retry_after_seconds)
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._sending = 0
+        self.pacer = Pacer(budget or BudgetConfig(), name=name, clock=clock)
         self._client = httpx.AsyncClient(
             base_url=base_url,
             auth=auth,
@@ -251,7 +249,19 @@ class VendorClient:
             headers=headers,
             stats=stats,
             transport=transport,
+            max_concurrency=config.max_concurrency,
+            budget=config.budget,
+            name=config.name,
         )
+
+    @property
+    def sending(self) -> int:
+        """Calls on the wire now, each holding a concurrency slot."""
+        return self._sending
+
+    @property
+    def gate(self) -> RateGate:
+        return self._gate
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -345,7 +355,32 @@ class VendorClient:
         return False
 
     async def _send_once(self, endpoint: str, call: _Call) -> Reply:
-        await self._gate.wait()
+        if _SENDING.get():
+            return await self._exchange(endpoint, call, self.pacer.bypass(endpoint))
+        while True:
+            await self._gate.wait()
+            ticket = await self.pacer.acquire(endpoint)
+            sent = False
+            try:
+                # A 429 may have paused the source while this call waited for its turn.
+                if self._gate.remaining() > 0:
+                    continue
+                async with self._slots:
+                    if self._gate.remaining() > 0:
+                        continue
+                    sent = True
+                    self._sending += 1
+                    marker = _SENDING.set(True)
+                    try:
+                        return await self._exchange(endpoint, call, ticket)
+                    finally:
+                        _SENDING.reset(marker)
+                        self._sending -= 1
+            finally:
+                if not sent:
+                    self.pacer.release(ticket)
+
+    async def _exchange(self, endpoint: str, call: _Call, ticket: Ticket) -> Reply:
         url = self._client.base_url.join(call.path)
         what = f"{call.method} {url.path}"
         try:
@@ -358,17 +393,23 @@ class VendorClient:
                 headers=call.headers,
                 auth=USE_CLIENT_DEFAULT if call.authenticated else None,
             )
-        except httpx.TimeoutException:
-            self.stats.requests[endpoint, "timeout"] += 1
-            raise TransientError(f"{what}: timed out") from None
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            self.pacer.release(ticket)
+            self.stats.requests[endpoint, _failure(exc)] += 1
+            raise TransientError(f"{what}: {_reason(exc)}") from None
         except httpx.TransportError as exc:
-            self.stats.requests[endpoint, "error"] += 1
-            raise TransientError(f"{what}: {type(exc).__name__}") from None
+            self.pacer.observe(ticket, Report())
+            self.stats.requests[endpoint, _failure(exc)] += 1
+            raise TransientError(f"{what}: {_reason(exc)}") from None
+        except BaseException:
+            # Cancelled, or a failure in the auth flow: the call may have reached the vendor.
+            self.pacer.observe(ticket, Report())
+            raise
         code = response.status_code
         self.stats.requests[endpoint, str(code)] += 1
-        self._record_budget(endpoint, response.headers)
+        self._record_budget(endpoint, response.headers, ticket, code)
         if code == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
             wait = 1.0 if retry_after is None else retry_after
             self._gate.block_for(wait)
             raise RateLimited(f"{what}: HTTP 429 (retry after {wait:g}s)", wait)
@@ -392,24 +433,28 @@ class VendorClient:
             raise VendorError(f"{what}: response is not valid JSON") from None
         return Reply(body, response.headers, str(response.url), links)
 
-    def _record_budget(self, endpoint: str, headers: httpx.Headers) -> None:
-        remaining = headers.get("X-API-Limit-Remaining")
-        if remaining is not None:
-            try:
-                self.stats.limit_remaining = float(remaining)
-            except ValueError:
-                logger.debug("msg=%s", "unparseable X-API-Limit-Remaining")
-        resets = parse_reset_time(headers.get("X-API-Limit-Resets"), time.time())
-        if resets is not None:
-            self.stats.limit_resets = resets
-        cost = headers.get("X-API-Limit-Cost")
-        if cost is not None:
-            try:
-                self.stats.limit_cost[endpoint] += float(cost)
-            except ValueError:
-                logger.debug("msg=%s", "unparseable X-API-Limit-Cost")
+    def _record_budget(
+        self, endpoint: str, headers: httpx.Headers, ticket: Ticket, status: int
+    ) -> None:
+        now = self._clock()
+        report = read_report(headers, now)
+        self.pacer.observe(ticket, report, status)
+        if report.remaining is not None:
+            self.stats.limit_remaining = report.remaining
+        if report.resets is not None:
+            self.stats.limit_resets = report.resets
+        if report.cost is not None:
+            self.stats.limit_cost[endpoint] += report.cost
         if self.stats.limit_remaining is not None and self.stats.limit_remaining <= 0:
-            until_reset = (self.stats.limit_resets or 0) - time.time()
+            until_reset = (self.stats.limit_resets or 0) - now
             pause = min(max(until_reset, 1.0), self._retry.max_retry_after_seconds)
             logger.warning("msg=%s pause_seconds=%.0f", "API budget exhausted, pausing", pause)
             self._gate.block_for(pause)
+
+
+def _failure(exc: httpx.TransportError) -> str:
+    return "timeout" if isinstance(exc, httpx.TimeoutException) else "error"
+
+
+def _reason(exc: httpx.TransportError) -> str:
+    return "timed out" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__

@@ -7,6 +7,7 @@ vocabulary; anything a vendor sends outside it becomes ``unknown``.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -190,3 +191,22 @@ def customer_status(value: object) -> str:
     if word == "canceled":
         word = "cancelled"
     return word if word in CUSTOMER_STATUSES else UNKNOWN
+
+
+def merge(parts: Iterable[Snapshot], oldest_data: float) -> Snapshot:
+    """One snapshot holding every part's records, in the parts' order."""
+    listed = list(parts)
+    errors: dict[str, str] = {}
+    for part in listed:
+        errors.update(part.customer_errors)
+    return Snapshot(
+        customers=tuple(r for p in listed for r in p.customers),
+        seats=tuple(r for p in listed for r in p.seats),
+        applications=tuple(r for p in listed for r in p.applications),
+        instances=tuple(r for p in listed for r in p.instances),
+        active_backups=tuple(r for p in listed for r in p.active_backups),
+        finished_backups=tuple(r for p in listed for r in p.finished_backups),
+        restore_jobs=tuple(r for p in listed for r in p.restore_jobs),
+        customer_errors=errors,
+        oldest_data=oldest_data,
+    )

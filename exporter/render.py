@@ -1,10 +1,13 @@
-"""Source states in, exposition bytes out: a pure function, sorted so the same input always
+"""Source states in, exposition bytes out: pure functions, sorted so the same input always
 renders the same bytes.
 
-The output is split in two: everything that changes only when a refresh completes
-(``render_static``, cached by the server per generation), and the few values that change
-with the clock (``render_dynamic``, a handful of lines per scrape). Metrics are addressed
-through ``exporter.catalogue``.
+The document has two parts. The static part holds the records: it changes only when a
+customer's part does, and the server assembles it from per-customer chunks (``exporter.chunks``)
+so an unchanged customer is never rendered again. The dynamic tail (``render_dynamic``) holds
+everything read live on every scrape: the source's state, its API counters, crawl and budget
+gauges, and the ages that move with the clock. ``render`` builds the whole document in one go;
+it is the reference the cached path must match byte for byte. Metrics are addressed through
+``exporter.catalogue``.
 """
 
 from __future__ import annotations
@@ -25,23 +28,29 @@ from exporter.catalogue import MetricDef
 from exporter.config import MetricsConfig
 from exporter.model import Seat, Snapshot
 from exporter.refresh import SourceState
+from exporter.source import Part
+
+# The per-seat series: in customer chunks, unless a source's seats exceed
+# metrics.max_seat_series and the kept ones are chosen across all its customers.
+PER_SEAT: Final = frozenset({m.SEAT_INFO, m.SEAT_LAST_BACKUP_TIMESTAMP_SECONDS})
 
 
-class _Rows:
+class Rows:
     def __init__(self) -> None:
         self._rows: defaultdict[MetricDef, list[tuple[tuple[str, ...], float]]] = defaultdict(list)
 
     def add(self, metric: MetricDef, value: float, **labels: str) -> None:
         self._rows[metric].append((metric.values(labels), float(value)))
 
-    def families(self) -> list[Metric]:
+    def families(self) -> list[tuple[MetricDef, Metric]]:
+        """Each metric with rows and its family, by name; samples sorted by label values."""
         out = []
         for metric in sorted(self._rows, key=lambda d: d.name):
             family = Metric(metric.name, metric.help, metric.kind)
             sample = f"{metric.name}_total" if metric.kind == "counter" else metric.name
             for values, value in sorted(self._rows[metric]):
                 family.add_sample(sample, dict(zip(metric.labels, values, strict=True)), value)
-            out.append(family)
+            out.append((metric, family))
         return out
 
 
@@ -51,8 +60,29 @@ def _seat_order(seat: Seat) -> tuple[int, float, str, str]:
     return (0 if seat.license_state == "licensed" else 1, backup, seat.customer_id, seat.id)
 
 
-def _customer_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
-    for c in snap.customers:
+def has_data(state: SourceState) -> bool:
+    """Whether the source serves records (none at all is data too, once it has listed)."""
+    return bool(state.parts) or state.listed
+
+
+def oldest_data(state: SourceState) -> float:
+    # SourceState.snapshot's oldest_data, without merging every record on every scrape.
+    return min((p.oldest for p in state.parts.values()), default=state.last_success or 0.0)
+
+
+def seat_count(state: SourceState) -> int:
+    return sum(len(p.records.seats) for p in state.parts.values())
+
+
+def capped(state: SourceState, config: MetricsConfig) -> bool:
+    """Whether the source's per-seat series are chosen across its customers."""
+    return config.per_seat_series and seat_count(state) > config.max_seat_series
+
+
+def _customer_rows(rows: Rows, source: str, part: Part) -> None:
+    customer = {"source": source, "customer_id": part.customer_id}
+    rows.add(m.CUSTOMER_UP, 0 if part.error else 1, **customer)
+    for c in part.records.customers:
         rows.add(
             m.CUSTOMER_INFO,
             1,
@@ -64,7 +94,6 @@ def _customer_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
             status=c.status,
         )
         customer = {"source": source, "customer_id": c.id}
-        rows.add(m.CUSTOMER_UP, 0 if c.id in snap.customer_errors else 1, **customer)
         if c.seats_used is not None:
             rows.add(m.CUSTOMER_SEATS_USED, c.seats_used, **customer)
         if c.services_active is not None:
@@ -82,12 +111,12 @@ def _customer_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
             rows.add(m.CUSTOMER_USED_BYTES, c.used_bytes, **customer)
 
 
-def _seat_rows(rows: _Rows, source: str, snap: Snapshot, config: MetricsConfig) -> None:
+def _seat_count_rows(rows: Rows, source: str, seats: Iterable[Seat]) -> None:
     counts: Counter[tuple[str, str, str]] = Counter()
     never: Counter[tuple[str, str, str]] = Counter()
     # Only customers whose vendor says which seats it bills get the series (zero included).
     billable: dict[str, int] = {}
-    for seat in snap.seats:
+    for seat in seats:
         key = (seat.customer_id, seat.seat_type, seat.license_state)
         counts[key] += 1
         if seat.reports_backup_time and seat.last_backup is None:
@@ -107,11 +136,9 @@ def _seat_rows(rows: _Rows, source: str, snap: Snapshot, config: MetricsConfig) 
                 license_state=license_state,
             )
 
-    if not config.per_seat_series:
-        return
-    ordered = sorted(snap.seats, key=_seat_order)
-    kept = ordered[: config.max_seat_series]
-    for seat in kept:
+
+def _per_seat_rows(rows: Rows, source: str, seats: Iterable[Seat]) -> None:
+    for seat in seats:
         rows.add(
             m.SEAT_INFO,
             1,
@@ -130,10 +157,9 @@ def _seat_rows(rows: _Rows, source: str, snap: Snapshot, config: MetricsConfig) 
                 seat_type=seat.seat_type,
                 license_state=seat.license_state,
             )
-    rows.add(m.SEAT_SERIES_DROPPED, len(ordered) - len(kept), source=source)
 
 
-def _application_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
+def _application_rows(rows: Rows, source: str, snap: Snapshot) -> None:
     for app in snap.applications:
         labels = {"source": source, "customer_id": app.customer_id, "application": app.application}
         if app.last_backup is not None:
@@ -156,7 +182,7 @@ def _application_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
                 rows.add(metric, amount, **labels)
 
 
-def _run_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
+def _run_rows(rows: Rows, source: str, snap: Snapshot) -> None:
     for inst in snap.instances:
         rows.add(
             m.BACKUP_INSTANCE_INFO,
@@ -195,9 +221,7 @@ def _run_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
                 instance_id=run.instance_id,
                 status=run.status,
             )
-    jobs: Counter[tuple[str, str]] = Counter()
     for job in snap.restore_jobs:
-        jobs[job.kind, job.status] += 1
         labels = {
             "source": source,
             "customer_id": job.customer_id,
@@ -214,11 +238,76 @@ def _run_rows(rows: _Rows, source: str, snap: Snapshot) -> None:
             rows.add(m.RESTORE_JOB_RECORDS_PROCESSED, job.records_processed, **records)
         if job.records_failed is not None:
             rows.add(m.RESTORE_JOB_RECORDS_FAILED, job.records_failed, **records)
+
+
+def part_rows(rows: Rows, source: str, part: Part, *, per_seat: bool) -> None:
+    """One customer's rows: every sample's first labels are its source and customer_id."""
+    _customer_rows(rows, source, part)
+    _seat_count_rows(rows, source, part.records.seats)
+    if per_seat:
+        _per_seat_rows(rows, source, part.records.seats)
+    _application_rows(rows, source, part.records)
+    _run_rows(rows, source, part.records)
+
+
+def exporter_rows(rows: Rows) -> None:
+    rows.add(m.EXPORTER_BUILD_INFO, 1, version=__version__)
+
+
+def source_rows(rows: Rows, state: SourceState, config: MetricsConfig) -> None:
+    """The static rows that span a source's customers, including its per-seat series when they
+    are capped."""
+    if not has_data(state):
+        return
+    source = state.name
+    jobs: Counter[tuple[str, str]] = Counter(
+        (job.kind, job.status) for p in state.parts.values() for job in p.records.restore_jobs
+    )
     for (kind, status), count in jobs.items():
         rows.add(m.RESTORE_JOBS, count, source=source, type=kind, status=status)
+    if not config.per_seat_series:
+        return
+    seats = seat_count(state)
+    if seats > config.max_seat_series:
+        every = (seat for p in state.parts.values() for seat in p.records.seats)
+        _per_seat_rows(rows, source, sorted(every, key=_seat_order)[: config.max_seat_series])
+    rows.add(m.SEAT_SERIES_DROPPED, max(seats - config.max_seat_series, 0), source=source)
 
 
-def _source_rows(rows: _Rows, state: SourceState) -> None:
+def static_families(states: Sequence[SourceState], config: MetricsConfig) -> list[Metric]:
+    rows = Rows()
+    exporter_rows(rows)
+    for state in states:
+        source_rows(rows, state, config)
+        per_seat = config.per_seat_series and not capped(state, config)
+        for part in state.parts.values():
+            part_rows(rows, state.name, part, per_seat=per_seat)
+    return [family for _, family in rows.families()]
+
+
+def _crawl_rows(rows: Rows, state: SourceState) -> None:
+    source, crawl = state.name, state.crawl
+    rows.add(m.CRAWL_RUNNING, 1 if crawl.running else 0, source=source)
+    rows.add(m.CRAWL_PROGRESS, crawl.progress, source=source)
+    pending = max(crawl.total - crawl.read - crawl.failed, 0)
+    for name, count in (("read", crawl.read), ("failed", crawl.failed), ("pending", pending)):
+        rows.add(m.CRAWL_CUSTOMERS, count, source=source, state=name)
+    if crawl.last_progress is not None:
+        rows.add(m.CRAWL_LAST_PROGRESS_TIMESTAMP_SECONDS, crawl.last_progress, source=source)
+    budget = state.budget
+    if budget is None:
+        return
+    for metric, amount in (
+        (m.API_BUDGET_REMAINING_CALLS, budget.remaining),
+        (m.API_BUDGET_ALLOWED_CALLS_PER_HOUR, budget.allowed_per_hour),
+        (m.API_BUDGET_PLANNED_CALLS_PER_HOUR, budget.planned_per_hour),
+        (m.API_BUDGET_FLEET_COVER_SECONDS, budget.cover_seconds),
+    ):
+        if amount is not None:
+            rows.add(metric, amount, source=source)
+
+
+def _source_state_rows(rows: Rows, state: SourceState) -> None:
     source = state.name
     rows.add(m.UP, 1 if state.up else 0, source=source)
     rows.add(m.SOURCE_INFO, 1, source=source, provider=state.vendor)
@@ -238,26 +327,26 @@ def _source_rows(rows: _Rows, state: SourceState) -> None:
     rows.add(m.PARSE_ERRORS, stats.parse_errors, source=source)
 
 
-def static_families(states: Sequence[SourceState], config: MetricsConfig) -> list[Metric]:
-    rows = _Rows()
-    rows.add(m.EXPORTER_BUILD_INFO, 1, version=__version__)
-    for state in states:
-        _source_rows(rows, state)
-        if state.snapshot is not None:
-            _customer_rows(rows, state.name, state.snapshot)
-            _seat_rows(rows, state.name, state.snapshot, config)
-            _application_rows(rows, state.name, state.snapshot)
-            _run_rows(rows, state.name, state.snapshot)
-    return rows.families()
+def source_dynamic_rows(rows: Rows, state: SourceState, now: float) -> None:
+    """The source's live rows, but for its customers' data ages."""
+    _source_state_rows(rows, state)
+    _crawl_rows(rows, state)
+    if has_data(state):
+        rows.add(m.CACHE_AGE_SECONDS, max(now - oldest_data(state), 0.0), source=state.name)
 
 
 def dynamic_families(states: Sequence[SourceState], now: float) -> list[Metric]:
-    rows = _Rows()
+    rows = Rows()
     for state in states:
-        if state.snapshot is not None:
-            age = max(now - state.snapshot.oldest_data, 0.0)
-            rows.add(m.CACHE_AGE_SECONDS, age, source=state.name)
-    return rows.families()
+        source_dynamic_rows(rows, state, now)
+        for part in state.parts.values():
+            rows.add(
+                m.CUSTOMER_DATA_AGE_SECONDS,
+                max(now - part.oldest, 0.0),
+                source=state.name,
+                customer_id=part.customer_id,
+            )
+    return [family for _, family in rows.families()]
 
 
 class _Fixed(Collector):

@@ -106,8 +106,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        if warm:
-            scheduler.start_due()
+        scheduler.start(warm_up=warm)
         try:
             yield
         finally:

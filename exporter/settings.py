@@ -35,6 +35,20 @@ class RetryConfig(Strict):
     max_retry_after_seconds: Annotated[float, Field(ge=0)] = 300.0
 
 
+class BudgetConfig(Strict):
+    """How a source paces its calls against the vendor's budget."""
+
+    # Used only while the vendor reports no budget of its own; None: no limit.
+    calls_per_hour: Annotated[int, Field(ge=1)] | None = None
+    # Left unspent in every window, for the other clients of the same key and for the calls
+    # whose cost is not known yet.
+    reserve_ratio: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    # 0.1: enough to read the customer list and the first customers at once after a start or
+    # a new window, small enough that the rest of the window is still paced evenly and a
+    # restart loop cannot spend the budget in bursts.
+    burst_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
+
+
 class SourceBase(Strict):
     # The config key stays `type:` for compatibility; the code calls it the vendor.
     vendor: str = Field(alias="type")
@@ -43,9 +57,15 @@ class SourceBase(Strict):
     connect_timeout_seconds: PositiveSeconds = 10.0
     # Datto's /seats answers in 38-60 s for mid-sized customers; public clients use 90 s.
     timeout_seconds: PositiveSeconds = 90.0
+    # How long one crawl may run; a crawl cut off keeps what it read and the next one resumes.
     refresh_timeout_seconds: PositiveSeconds = 900.0
+    # Customers read at once, and vendor calls in flight at once.
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    # A running crawl that publishes nothing for this long marks the source down. Longer than
+    # one customer's slowest read with its retries (Datto's /seats: 60 s a call).
+    stall_seconds: PositiveSeconds = 600.0
     retry: RetryConfig = RetryConfig()
+    budget: BudgetConfig = BudgetConfig()
 
     @field_validator("base_url")
     @classmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import httpx
 
@@ -15,6 +15,8 @@ from exporter.simulator.world import Credentials, VendorSim, World
 from exporter.source import Source
 
 S = TypeVar("S", bound=SourceBase)
+# Read once per crawl (the customer list), or once per customer.
+Scope = Literal["crawl", "customer"]
 S_contra = TypeVar("S_contra", bound=SourceBase, contravariant=True)
 
 
@@ -25,7 +27,7 @@ class SourceFactory(Protocol[S_contra]):
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
-    ) -> Source: ...
+    ) -> Source[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,10 @@ class Vendor(Generic[S]):
     simulator: Callable[[World], VendorSim]
     # The demo's credential settings for this vendor, given the simulator's keys.
     demo: Callable[[Credentials], dict[str, Any]] = field(repr=False)
+    # For sizing (`--config.check`'s plan and the budget gauges): the endpoints a crawl of the
+    # vendor's usual API shape reads, each with its scope and the calls one read costs
+    # (pages: an estimate). Endpoints left out are not counted.
+    calls: Mapping[str, tuple[Scope, float]] = field(default_factory=dict)
 
     def build_source(
         self,
@@ -48,7 +54,7 @@ class Vendor(Generic[S]):
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.time,
-    ) -> Source:
+    ) -> Source[Any]:
         """Construct the source for a validated config section; this never calls the vendor."""
         if not isinstance(settings, self.settings):
             raise TypeError(f"{self.name}: settings of type {type(settings).__name__}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -24,7 +25,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import build_app
 from exporter.config import build_config
+from exporter.model import Snapshot, merge
 from exporter.simulator.app import Simulator
+from exporter.simulator.serve import listening_socket
+from exporter.simulator.serve import serve as serve_simulator
+from exporter.source import Source, Store
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -80,9 +85,7 @@ class ServerThread:
     """An ASGI app served by uvicorn on 127.0.0.1 in a thread of its own."""
 
     def __init__(self, app: Any, **options: Any) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock = listening_socket("127.0.0.1", 0)
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         options.setdefault("timeout_graceful_shutdown", 1)
@@ -313,3 +316,37 @@ def scrape(exporter: ServerThread) -> str:
     )
     assert response.status_code == 200
     return response.text
+
+
+@contextmanager
+def served_simulator(sim: Simulator) -> Iterator[str]:
+    """``serve()``, as the simulator command and the demo run it, in a thread; its URL.
+    Cancelling it (how the demo stops it) ends the thread."""
+    announced: list[str] = []
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(serve_simulator(sim, "127.0.0.1", 0, ready=announced.append))
+
+    def run() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(task)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not announced and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(announced) == 1, "serve() announces its URL once"
+        yield announced[0]
+    finally:
+        loop.call_soon_threadsafe(task.cancel)
+        thread.join(5)
+        loop.close()
+    assert not thread.is_alive()
+
+
+async def collect_all(source: Source[Any], store: Store) -> Snapshot:
+    """One whole crawl of a source, every customer in order, as one snapshot."""
+    listing = await source.listing(store)
+    parts = [await source.read(store, cid, unit) for cid, unit in listing.customers.items()]
+    return merge((p.records for p in parts), min((p.oldest for p in parts), default=0.0))

@@ -328,7 +328,7 @@ def test_the_export_download_link_never_leaks() -> None:
     assert CANARY in served, "the simulator does serve the link"
     assert series(body, "saas_backup_restore_job_start_timestamp_seconds"), "exports were read"
     log_text = stream.getvalue()
-    assert "refreshed" in log_text, "the exporter's logs were captured"
+    assert "crawled" in log_text, "the exporter's logs were captured"
     for where in (body, page, log_text):
         assert CANARY not in where
         assert "exports.backupify.example" not in where

@@ -12,7 +12,7 @@ from exporter.config import CacheConfig
 from exporter.http import ApiStats, VendorError
 from exporter.model import Customer, Snapshot
 from exporter.refresh import Scheduler, SourceRunner
-from exporter.source import FetchError, Store
+from exporter.source import FetchError, Listing, Part, Reading, Store, read_root
 
 
 class Clock:
@@ -90,32 +90,36 @@ def test_failed_loads_wait_before_trying_again() -> None:
         raise VendorError("boom")
 
     async def scenario() -> None:
-        with pytest.raises(FetchError):
+        with pytest.raises(FetchError) as info:
             await cache.fetch("domains", "", load)
+        assert info.value.retry_at == clock.now + 60
 
     run(scenario())
-    assert cache.next_due() == clock.now + 60
 
 
 class FakeSource:
     name = "fake"
     vendor = "fake"
+    pacer = None
 
     def __init__(self) -> None:
         self.stats = ApiStats()
         self.fail = False
-        self.collects = 0
+        self.listings = 0
 
-    async def collect(self, cache: Store) -> Snapshot:
-        self.collects += 1
+    async def listing(self, store: Store) -> Listing[Customer]:
+        self.listings += 1
 
         async def load() -> list[Customer]:
             if self.fail:
                 raise VendorError("down")
             return [Customer("1", "One", "one.example", "microsoft_365", "active")]
 
-        entry = await cache.fetch("domains", "", load)
-        return Snapshot(customers=tuple(entry.value), oldest_data=entry.fetched_at)
+        customers, reading = await read_root(store, "customers", "domains", load)
+        return reading.listing({c.id: c for c in customers})
+
+    async def read(self, store: Store, customer_id: str, unit: Customer) -> Part:
+        return Reading(store).part(customer_id, Snapshot(customers=(unit,)))
 
     async def aclose(self) -> None:
         return None
@@ -131,26 +135,29 @@ def test_runner_keeps_last_good_data_marks_down_and_drops_it_past_max_age() -> N
         (state,) = await scheduler.states(1)
         assert state.up
         assert state.snapshot is not None
-        assert state.generation == 1
+        generation = state.generation
         (state,) = await scheduler.states(1)
-        assert source.collects == 1, "nothing due within the TTL"
+        assert source.listings == 1, "nothing due within the TTL"
         source.fail = True
         clock.now += 31
         (state,) = await scheduler.states(1)
+        assert source.listings == 2
         assert not state.up
-        assert state.error == "down"
+        assert state.error == "customer list: customers: down"
         assert state.snapshot is not None, "last good data kept beside up=0"
-        assert state.generation == 2
+        assert [c.id for c in state.snapshot.customers] == ["1"]
+        assert state.generation == generation, "the records did not change"
         clock.now += 600
         (state,) = await scheduler.states(1)
-        assert state.snapshot is None, "data past the maximum age is dropped"
+        assert not state.parts, "data past the maximum age is dropped"
+        assert state.generation > generation
 
     run(scenario())
 
 
 def test_runner_refresh_timeout() -> None:
     class Hanging(FakeSource):
-        async def collect(self, cache: Store) -> Snapshot:
+        async def listing(self, store: Store) -> Listing[Customer]:
             await asyncio.sleep(30)
             raise AssertionError("unreachable")
 

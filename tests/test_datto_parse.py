@@ -182,10 +182,12 @@ def test_live_daily_windows() -> None:
     )
     assert onedrive.services_uningested == 3
     # A bucket exports its bound: fetch time minus ten days, a lower bound of the age.
-    assert onedrive.last_fully_protected == FETCHED - 10 * 86400
+    assert (
+        onedrive.last_fully_protected == 1776517200 - 10 * 86400
+    )  # fetch time rounded up to the hour
     sharepoint = by_name["Office365SharePoint"]
     assert sharepoint.status == "pending"  # Insufficient History: a new tenant
-    assert sharepoint.last_fully_protected == FETCHED - 1 * 86400
+    assert sharepoint.last_fully_protected == 1776517200 - 1 * 86400
     teams = by_name["Office365Teams"]
     assert teams.status == UNKNOWN  # a status word Datto has not been seen to use
     assert teams.last_fully_protected is None  # an unreadable bucket: no sample
@@ -201,10 +203,11 @@ def test_live_daily_windows() -> None:
     [
         (1776513600000, 1776513600.0),
         ("1776513600000", 1776513600.0),
-        ("OVER_10_DAYS_AGO", FETCHED - 10 * 86400),
-        ("over_30_days_ago", FETCHED - 30 * 86400),
-        ("BETWEEN_1_AND_2_DAYS_AGO", FETCHED - 86400),
-        ("OVER_1_DAY_AGO", FETCHED - 86400),
+        # The fetch time rounded up to the hour (1776517200), minus the bucket's days.
+        ("OVER_10_DAYS_AGO", 1776517200 - 10 * 86400),
+        ("over_30_days_ago", 1776517200 - 30 * 86400),
+        ("BETWEEN_1_AND_2_DAYS_AGO", 1776517200 - 86400),
+        ("OVER_1_DAY_AGO", 1776517200 - 86400),
         ("YESTERDAY", None),
         ("", None),
         (True, None),

@@ -26,7 +26,7 @@ from exporter.simulator.app import Simulator
 from exporter.simulator.faults import parse_fault
 from exporter.simulator.routes import VendorRoute, error
 from exporter.simulator.world import Credentials, Trouble, World
-from exporter.source import Store
+from exporter.source import Listing, Part, Reading, Store, read_root
 from exporter.vendor import Vendor
 from tests.conftest import ServerThread, series, value
 
@@ -80,24 +80,30 @@ class AcmeSource:
             stats=self.stats,
             transport=transport,
         )
+        self.pacer = self._client.pacer
 
     async def _load(self) -> list[TenantRecord]:
         body = await self._client.get_json("tenants", "/acme/v1/tenants")
         return parse_tenants(body, Problems(self.stats))
 
-    async def collect(self, store: Store) -> Snapshot:
-        tenants = await store.fetch("tenants", "", self._load)
-        records = tenants.value
-        return Snapshot(
-            customers=tuple(
-                Customer(r.id or "", r.name or "", "", "acme_suite", "active", r.users)
-                for r in records
+    async def listing(self, store: Store) -> Listing[TenantRecord]:
+        tenants, reading = await read_root(store, "tenants", "tenants", self._load)
+        return reading.listing({r.id or "": r for r in tenants})
+
+    async def read(self, store: Store, customer_id: str, unit: TenantRecord) -> Part:
+        # Everything Acme says about a tenant comes in the tenant list.
+        return Reading(store).part(
+            customer_id,
+            Snapshot(
+                customers=(
+                    Customer(customer_id, unit.name or "", "", "acme_suite", "active", unit.users),
+                ),
+                applications=(
+                    ApplicationBackup(
+                        customer_id, "mail", unit.lastBackup, backup_status(unit.state)
+                    ),
+                ),
             ),
-            applications=tuple(
-                ApplicationBackup(r.id or "", "mail", r.lastBackup, backup_status(r.state))
-                for r in records
-            ),
-            oldest_data=tenants.fetched_at,
         )
 
     async def aclose(self) -> None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 
+from exporter.budget import BudgetView
 from exporter.config import MetricsConfig
+from exporter.crawl import CrawlView
 from exporter.exposition import Exposition, _Static, gzip_join, wants_gzip, wants_openmetrics
 from exporter.http import ApiStats
 from exporter.model import (
@@ -21,11 +25,55 @@ from exporter.model import (
 )
 from exporter.refresh import SourceState
 from exporter.render import render
+from exporter.source import Part
 from tests.conftest import promtool_check_metrics
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = 1_780_000_000.0
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+
+
+class _OfCustomer(Protocol):
+    @property
+    def customer_id(self) -> str: ...
+
+
+R = TypeVar("R", bound=_OfCustomer)
+
+
+def _of(records: tuple[R, ...], customer_id: str) -> tuple[R, ...]:
+    return tuple(r for r in records if r.customer_id == customer_id)
+
+
+def parts_of(snapshot: Snapshot, oldest: Mapping[str, float] | None = None) -> dict[str, Part]:
+    """The snapshot split into one part per customer, in its customers' order; a customer's
+    oldest data defaults to the snapshot's."""
+    records: tuple[_OfCustomer, ...] = (
+        *snapshot.seats,
+        *snapshot.applications,
+        *snapshot.instances,
+        *snapshot.active_backups,
+        *snapshot.finished_backups,
+        *snapshot.restore_jobs,
+    )
+    assert {r.customer_id for r in records} <= {c.id for c in snapshot.customers}
+    parts = {}
+    for customer in snapshot.customers:
+        cid = customer.id
+        error = snapshot.customer_errors.get(cid)
+        mine = Snapshot(
+            customers=(customer,),
+            seats=_of(snapshot.seats, cid),
+            applications=_of(snapshot.applications, cid),
+            instances=_of(snapshot.instances, cid),
+            active_backups=_of(snapshot.active_backups, cid),
+            finished_backups=_of(snapshot.finished_backups, cid),
+            restore_jobs=_of(snapshot.restore_jobs, cid),
+            customer_errors={cid: error} if error else {},
+        )
+        when = (oldest or {}).get(cid, snapshot.oldest_data)
+        parts[cid] = Part(cid, mine, when, float("inf"), error)
+    return parts
 
 
 def states() -> list[SourceState]:
@@ -79,12 +127,19 @@ def states() -> list[SourceState]:
         "datto",
         stats,
         generation=3,
-        snapshot=snapshot,
+        parts=parts_of(snapshot, {"1002": NOW - 45}),
+        listed=True,
         up=True,
         refreshed=True,
         last_success=NOW - 60,
         last_attempt=NOW - 62,
         duration=1.25,
+        crawl=CrawlView(
+            running=True, total=5, read=2, failed=1, started=NOW - 20, last_progress=NOW - 4
+        ),
+        budget=BudgetView(
+            remaining=420, allowed_per_hour=900, planned_per_hour=1200, cover_seconds=7200
+        ),
     )
     down = SourceState(
         "datto-eu",
@@ -96,6 +151,7 @@ def states() -> list[SourceState]:
         last_attempt=NOW - 5,
         duration=0.5,
         error="HTTP 401",
+        budget=BudgetView(None, 900, None, None),
     )
     return [up, down, live()]
 
@@ -144,7 +200,17 @@ def live() -> SourceState:
         restore_jobs=(RestoreJob("e-1", "7", "export", "failed", NOW - 7200, NOW - 3600, 120, 3),),
         oldest_data=NOW - 30,
     )
-    return SourceState("live", "mixed", ApiStats(), 1, snapshot, True, True, NOW - 30)
+    return SourceState(
+        "live",
+        "mixed",
+        ApiStats(),
+        1,
+        parts_of(snapshot),
+        listed=True,
+        up=True,
+        refreshed=True,
+        last_success=NOW - 30,
+    )
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,10 +15,10 @@ import pytest
 from exporter.simulator.app import Simulator
 from exporter.simulator.faults import parse_fault
 from exporter.simulator.fleet import DAY, HOUR, generate_fleet
-from exporter.simulator.serve import add_arguments, run_from_args, serve
+from exporter.simulator.serve import add_arguments, run_from_args
 from exporter.vendors.backupify.simulator import BackupifySim
 from exporter.vendors.cloudally.simulator import CloudAllySim
-from tests.conftest import ServerThread
+from tests.conftest import ServerThread, served_simulator
 
 AUTH = ("demo-public", "demo-private")
 
@@ -359,29 +356,9 @@ def test_fleet_ids_and_mailboxes_are_unique_and_vendor_like() -> None:
 
 def test_serve_announces_the_port_it_picked() -> None:
     sim = Simulator(customers=2, seats_per_customer=2, seed=1)
-    announced: list[str] = []
-    loop = asyncio.new_event_loop()
-    task = loop.create_task(serve(sim, "127.0.0.1", 0, ready=announced.append))
-
-    def run() -> None:
-        # Cancelling serve() is how the demo stops it.
-        with contextlib.suppress(asyncio.CancelledError):
-            loop.run_until_complete(task)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 5
-        while not announced and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert len(announced) == 1
-        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*", announced[0])
-        assert httpx.get(announced[0] + "/_sim/stats").json()["calls"] == {}
-    finally:
-        loop.call_soon_threadsafe(task.cancel)
-        thread.join(5)
-    assert not thread.is_alive()
-    loop.close()
+    with served_simulator(sim) as url:
+        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*", url)
+        assert httpx.get(url + "/_sim/stats").json()["calls"] == {}
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import logging
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -50,11 +50,13 @@ class Simulator:
         seats_per_customer: int = 25,
         seed: int = 1,
         shape: Shape = "mixed",
-        latency_ms: float = 0,
+        latency_ms: float | Mapping[str, float] = 0,
         faults: Sequence[Fault] = (),
         public_key: str = "demo-public",
         private_key: str = "demo-private",
         budget: int = 100_000,
+        budget_window_seconds: float = 3600.0,
+        budget_headers: bool = True,
         client_id: str = "demo-client",
         client_secret: str = "demo-secret",
         token_ttl: float = 3600.0,
@@ -71,13 +73,22 @@ class Simulator:
             shape=shape,
         )
         self.parts: dict[str, VendorSim] = {v.name: v.simulator(self.world) for v in vendors.all()}
-        self.latency_ms = latency_ms
+        self.latency: dict[str, float] = {"*": 0.0}
+        self.set_latency(latency_ms)
         self.budget = budget
         self.clock = clock
         self.calls: Counter[str] = Counter()
         self.requests: list[RequestRecord] = []
-        self._spent = 0
-        self._window = 0
+        if not (math.isfinite(budget_window_seconds) and budget_window_seconds > 0):
+            raise ValueError(f"budget window {budget_window_seconds!r}: must be > 0 seconds")
+        self.budget_window_seconds = budget_window_seconds
+        # False: enforce the budget with 429s but report nothing, like a vendor that does not.
+        self.budget_headers = budget_headers
+        # Windows run from the simulator's start, on a whole second so reset times stay whole.
+        self._budget_origin = float(math.floor(self.world.start))
+        # Per window (its number from the start): budget charged, and calls refused for it.
+        self.budget_spent: Counter[int] = Counter()
+        self.budget_rejected: Counter[int] = Counter()
         self.faults: list[Fault] = []
         self.set_faults(faults)
 
@@ -118,23 +129,62 @@ class Simulator:
                 )
         self.faults = list(faults)
 
+    def set_latency(self, latency_ms: float | Mapping[str, float]) -> None:
+        """Delay every answer: by one figure, or per route key with `*` for the rest (0 where
+        neither is given). An unknown route or a negative or non-finite figure is refused
+        (ValueError) and the latency stays as it was."""
+        given = latency_ms if isinstance(latency_ms, Mapping) else {"*": latency_ms}
+        known = {*self.route_keys(), "*"}
+        latency = {"*": 0.0}
+        for route, ms in given.items():
+            if route not in known:
+                raise ValueError(
+                    f"latency {route}={ms}: unknown route {route!r} "
+                    f"(one of {', '.join(sorted(known))})"
+                )
+            if not (isinstance(ms, int | float) and math.isfinite(ms) and ms >= 0):
+                raise ValueError(f"latency {route}={ms!r}: not a number of milliseconds >= 0")
+            latency[route] = float(ms)
+        self.latency = latency
+
     def _spend(self, cost: int, now: float) -> tuple[dict[str, str], float | None]:
-        """Charge the hourly budget; the headers to send, and a wait if it is exhausted."""
-        window = int(now // 3600)
-        if window != self._window:
-            self._window, self._spent = window, 0
-        resets = (window + 1) * 3600
+        """Charge the budget window ``now`` falls in; the headers to send, and a wait if the
+        window's budget is exhausted."""
+        window = math.floor((now - self._budget_origin) / self.budget_window_seconds)
+        resets = self._budget_origin + (window + 1) * self.budget_window_seconds
         wait = None
-        if self._spent + cost > self.budget:
+        if self.budget_spent[window] + cost > self.budget:
             wait = resets - now
+            self.budget_rejected[window] += 1
         else:
-            self._spent += cost
+            self.budget_spent[window] += cost
+        if not self.budget_headers:
+            return {}, wait
         headers = {
-            "X-API-Limit-Remaining": str(self.budget - self._spent),
-            "X-API-Limit-Resets": str(resets),
+            "X-API-Limit-Remaining": str(self.budget - self.budget_spent[window]),
+            "X-API-Limit-Resets": str(int(resets)) if resets.is_integer() else f"{resets:.3f}",
             "X-API-Limit-Cost": str(cost),
         }
         return headers, wait
+
+    def budget_stats(self) -> dict[str, Any]:
+        """The budget per window: its start (epoch seconds), what was charged and how many
+        calls were refused for want of budget."""
+        windows = sorted({*self.budget_spent, *self.budget_rejected})
+        return {
+            "limit": self.budget,
+            "window_seconds": self.budget_window_seconds,
+            "headers": self.budget_headers,
+            "windows": [
+                {
+                    "start": self._budget_origin + w * self.budget_window_seconds,
+                    "spent": self.budget_spent[w],
+                    "rejected": self.budget_rejected[w],
+                }
+                for w in windows
+            ],
+            "rejected": self.budget_rejected.total(),
+        }
 
     def _vendor_route(self, vendor: str, route: VendorRoute) -> Callable[..., Any]:
         async def endpoint(request: Request) -> Response:
@@ -147,15 +197,20 @@ class Simulator:
             )
             self.requests.append(record)
             self.calls[f"{vendor}.{route.key}"] += 1
+            started = time.monotonic()
             response = await self._answer(request, route)
             record.status = response.status_code
+            # The latency is the whole time to answer, as a vendor's is: the time spent building
+            # the answer counts towards it, so that a bench's floor (calls x latency) holds.
+            delay_ms = self.latency.get(route.key, self.latency["*"])
+            remaining = delay_ms / 1000 - (time.monotonic() - started)
+            if remaining > 0:
+                await asyncio.sleep(remaining)
             return response
 
         return endpoint
 
     async def _answer(self, request: Request, route: VendorRoute) -> Response:
-        if self.latency_ms:
-            await asyncio.sleep(self.latency_ms / 1000)
         if route.auth is not None and not route.auth(request):
             return error(401, "Unauthorized")
         target = next(iter(request.path_params.values()), None)
@@ -206,7 +261,15 @@ class Simulator:
         return response
 
     async def _stats(self, _: Request) -> Response:
-        return JSONResponse({"calls": dict(self.calls), "requests": len(self.requests)})
+        return JSONResponse(
+            {
+                "calls": dict(self.calls),
+                "requests": len(self.requests),
+                # Every 429 answered: for an exhausted budget and from faults.
+                "responses_429": sum(1 for r in self.requests if r.status == 429),
+                "budget": self.budget_stats(),
+            }
+        )
 
     async def _set_faults(self, request: Request) -> Response:
         try:

@@ -32,15 +32,26 @@ VENDOR = Vendor(
     settings=BackupifySettings,
     source=BackupifySource,
     endpoints={
-        "customers": None,
-        "customer_instances": None,
+        "customers": 900.0,
+        # Instances come and go with products, rarely.
+        "customer_instances": 3600.0,
         "definition": 3600.0,
-        "definitions": None,
-        "instances": None,
-        "active_backup": None,
-        "backups": None,
-        "exports": None,
+        "definitions": 900.0,
+        "instances": 900.0,
+        "active_backup": 900.0,
+        # Daily backups: half an hour is fresh enough to alert on a day's miss.
+        "backups": 1800.0,
+        # Exports are restores someone waits for.
+        "exports": 600.0,
     },
     simulator=BackupifySim,
     demo=_demo,
+    # The customer path; an instance per customer; a long list's first and last pages.
+    calls={
+        "customers": ("crawl", 1),
+        "customer_instances": ("customer", 1),
+        "active_backup": ("customer", 1),
+        "backups": ("customer", 2),
+        "exports": ("customer", 2),
+    },
 )

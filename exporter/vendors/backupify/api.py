@@ -7,7 +7,6 @@ decides about caching or about which customer a failure belongs to (``source.py`
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -70,7 +69,6 @@ class BackupifyApi:
     ) -> None:
         self.stats = stats
         self._settings = settings
-        self._limit = asyncio.Semaphore(settings.max_concurrency)
         self.tokens = TokenCache(self._fetch_token, settings.token_margin_seconds)
         self.client = VendorClient.for_source(
             settings, auth=BearerAuth(self.tokens), stats=stats, transport=transport
@@ -105,10 +103,9 @@ class BackupifyApi:
         return Token(token, time.monotonic() + float(lifetime))
 
     async def _list(self, endpoint: str, path: str, key: str, params: Any = None) -> list[Any]:
-        async with self._limit:
-            return await self.client.get_linked(
-                endpoint, path, params, max_pages=self._settings.max_pages, items_key=key
-            )
+        return await self.client.get_linked(
+            endpoint, path, params, max_pages=self._settings.max_pages, items_key=key
+        )
 
     async def customers(self) -> list[CustomerRecord] | None:
         """Our customers; None when the server has no ``/v1/customers`` (it answers 404), which
@@ -144,10 +141,9 @@ class BackupifyApi:
         )
 
     async def definition(self, definition_id: str) -> DefinitionRecord:
-        async with self._limit:
-            reply = await self.client.request(
-                "definition", "GET", f"/v1/backup_definitions/{_q(definition_id)}"
-            )
+        reply = await self.client.request(
+            "definition", "GET", f"/v1/backup_definitions/{_q(definition_id)}"
+        )
         record = parse_definition(reply.body, self._problems())
         if record is None:
             raise VendorError("GET /v1/backup_definitions/{id}: unexpected response shape")
@@ -174,9 +170,8 @@ class BackupifyApi:
 
     async def active(self, instance_id: str) -> BackupRecord | None:
         path = f"/v1/backup_instances/{_q(instance_id)}/backups/active"
-        async with self._limit:
-            # 204: nothing runs. A 404 (unknown instance) stays an error.
-            reply = await self.client.request("active_backup", "GET", path, allow_empty=True)
+        # 204: nothing runs. A 404 (unknown instance) stays an error.
+        reply = await self.client.request("active_backup", "GET", path, allow_empty=True)
         return parse_active(reply.body, self._problems())
 
     async def newest_finished(self, instance_id: str) -> BackupRecord | None:
@@ -221,45 +216,44 @@ class BackupifyApi:
         another origin are refused (they would receive the token), and a link seen before ends
         the walk. When not even the last page can be read, that is an error: the first page
         alone would pass old records off as the newest."""
-        async with self._limit:
-            first = await self.client.request(endpoint, "GET", path)
-            head = parse(first.body)
-            # No `next`: the first page is the whole list.
-            more = "next" in first.links
-            url = first.links.get("last") if more else None
-            pages: list[list[R]] = []
-            seen = {first.url}
-            reply: Reply = first
-            while url is not None:
-                if url == reply.links.get("first"):
-                    # Back at the first page, which was read already.
-                    pages.insert(0, head)
-                    break
-                if pages and len(pages) + 1 >= max_pages:
-                    logger.warning(
-                        "msg=%s endpoint=%s pages=%s",
-                        "stopped at the page limit",
-                        endpoint,
-                        max_pages,
-                    )
-                    break
-                if not self.client.same_origin(url):
-                    logger.warning(
-                        "msg=%s endpoint=%s",
-                        "refused a pagination link to another origin",
-                        endpoint,
-                    )
-                    self.stats.parse_errors += 1
-                    break
-                if url in seen:
-                    logger.warning("msg=%s endpoint=%s", "pagination links form a cycle", endpoint)
-                    self.stats.parse_errors += 1
-                    break
-                reply = await self.client.request(endpoint, "GET", url)
-                seen.update((url, reply.url))
-                page = parse(reply.body)
-                pages.insert(0, page)
-                url = None if enough(page) else reply.links.get("prev")
+        first = await self.client.request(endpoint, "GET", path)
+        head = parse(first.body)
+        # No `next`: the first page is the whole list.
+        more = "next" in first.links
+        url = first.links.get("last") if more else None
+        pages: list[list[R]] = []
+        seen = {first.url}
+        reply: Reply = first
+        while url is not None:
+            if url == reply.links.get("first"):
+                # Back at the first page, which was read already.
+                pages.insert(0, head)
+                break
+            if pages and len(pages) + 1 >= max_pages:
+                logger.warning(
+                    "msg=%s endpoint=%s pages=%s",
+                    "stopped at the page limit",
+                    endpoint,
+                    max_pages,
+                )
+                break
+            if not self.client.same_origin(url):
+                logger.warning(
+                    "msg=%s endpoint=%s",
+                    "refused a pagination link to another origin",
+                    endpoint,
+                )
+                self.stats.parse_errors += 1
+                break
+            if url in seen:
+                logger.warning("msg=%s endpoint=%s", "pagination links form a cycle", endpoint)
+                self.stats.parse_errors += 1
+                break
+            reply = await self.client.request(endpoint, "GET", url)
+            seen.update((url, reply.url))
+            page = parse(reply.body)
+            pages.insert(0, page)
+            url = None if enough(page) else reply.links.get("prev")
         if not pages:
             if more:
                 raise VendorError(f"GET {path}: the last page could not be read")

@@ -1,19 +1,22 @@
-"""Legacy Backupify v1: which calls a refresh makes, and how their answers become records.
+"""Legacy Backupify v1: which calls a crawl makes, and how their answers become records.
 
-Two ways to find the instances, picked on every refresh by whether the server offers
+Two ways to find the instances, picked on every crawl by whether the server offers
 ``/v1/customers`` (the answer, even a 404, is cached like any other):
 
-- **by customer** (the swagger, the live API): ``/v1/customers`` -> each customer's
+- **by customer** (the swagger, the live API): ``/v1/customers`` is the customer list; reading
+  one customer reads its
   ``/v1/customers/{id}/backup_instances`` -> the distinct ``backup_definition_id`` of those
   instances -> ``/v1/backup_definitions/{id}`` for their names (cached for an hour: names change
   rarely). This finds exactly our own definitions without ``/v1/vendors/me``, which would hand
   back our client secret and is never called. A customer whose instance list fails is marked
   down on its own.
 - **by definition** (the spec shape: ``/v1/customers`` answers 404): ``/v1/backup_definitions``
-  (every vendor's) -> ``/v1/backup_instances?backup_definition_id=``; another vendor's
-  definition answers 404 there, which means "none of ours", not a failure.
+  (every vendor's) -> ``/v1/backup_instances?backup_definition_id=``, all read for the customer
+  list, grouped by the customer each instance names; another vendor's definition answers 404
+  there, which means "none of ours", not a failure.
 
-``backup_definition_ids``, when set, limits both ways to those definitions. Then, per instance:
+``backup_definition_ids``, when set, limits both ways to those definitions. Then, per instance of
+the customer being read:
 ``backups/active`` (204: nothing runs), the newest finished backup from the tail of
 ``backups``, and the exports started within ``restore_window_seconds`` from the tail of
 ``exports``. Exports come whole in their list, so there is no per-export read for remembering
@@ -27,7 +30,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 import httpx
@@ -43,10 +46,9 @@ from exporter.model import (
     customer_status,
     snake_case,
 )
-from exporter.source import Fetched, FetchError, Reading, Store
+from exporter.source import FetchError, Listing, Part, Reading, Store, read_root
 from exporter.vendors.backupify.api import BackupifyApi
 from exporter.vendors.backupify.parse import (
-    CustomerRecord,
     ExportRecord,
     InstanceRecord,
     backup_interval,
@@ -74,25 +76,17 @@ class _InstanceData:
     active: BackupRun | None
     finished: BackupRun | None
     jobs: tuple[RestoreJob, ...]
-    error: str | None
-    oldest: float
+    reading: Reading
 
 
-@dataclass
-class _Crawl:
-    """What one refresh has gathered so far."""
+@dataclass(frozen=True)
+class _Unit:
+    """A customer as the crawl's root lists it: its name from /v1/customers, or (the
+    definition path) its instances, which that path reads for the listing already."""
 
-    customers: dict[str, Customer] = field(default_factory=dict)
-    listed: list[_Listed] = field(default_factory=list)
-    problems: dict[str, list[str]] = field(default_factory=dict)
-    oldest: float = float("inf")
-
-    def saw(self, fetched_at: float) -> None:
-        self.oldest = min(self.oldest, fetched_at)
-
-    def problem(self, customer_id: str, reason: str | None) -> None:
-        if reason:
-            self.problems.setdefault(customer_id, []).append(reason)
+    customer_id: str
+    name: str | None
+    listed: list[_Listed] | None = None
 
 
 class BackupifySource:
@@ -110,7 +104,11 @@ class BackupifySource:
         self._settings = settings
         self._clock = clock
         self.api = BackupifyApi(settings, self.stats, transport=transport)
+        self.pacer = self.api.client.pacer
         self.tokens = self.api.tokens
+        # The instances each customer had when last read: what the per-instance entries of
+        # the cache are pruned to when customers leave.
+        self._instances_of: dict[str, set[str]] = {}
 
     async def aclose(self) -> None:
         await self.api.aclose()
@@ -119,90 +117,124 @@ class BackupifySource:
         ids = self._settings.backup_definition_ids
         return ids is None or record.definition_id in ids
 
-    async def collect(self, store: Store) -> Snapshot:
-        # The root of the crawl: when it cannot be read, the refresh fails and the runner keeps
-        # serving the last good snapshot beside up=0.
-        customers = await store.fetch("customers", "", self.api.customers)
-        crawl = _Crawl()
-        crawl.saw(customers.fetched_at)
-        if customers.value is None:
-            await self._by_definition(store, crawl)
+    async def listing(self, store: Store) -> Listing[_Unit]:
+        # The root of the crawl: when it cannot be read, the crawl fails and the last good
+        # parts stay beside up=0.
+        customers, reading = await read_root(
+            store, "customer list", "customers", self.api.customers
+        )
+        if customers is None:
+            units = await self._by_definition(store, reading)
         else:
-            await self._by_customer(store, crawl, customers.value)
-        return await self._finish(store, crawl)
+            units = {c.id: _Unit(c.id, c.name) for c in customers if c.id is not None}
+            store.retain("customer_instances", units)
+        for customer_id in [c for c in self._instances_of if c not in units]:
+            del self._instances_of[customer_id]
+        known = set().union(*self._instances_of.values())
+        for endpoint in ("active_backup", "backups", "exports"):
+            store.retain(endpoint, known)
+        return reading.listing(units)
 
-    async def _by_customer(
-        self, store: Store, crawl: _Crawl, customers: list[CustomerRecord]
-    ) -> None:
-        async def instances(cid: str) -> tuple[Reading, Fetched[list[InstanceRecord]] | None]:
-            reading = Reading(store, self._clock)
-            got = await reading.fetch(
-                "backup instances",
-                "customer_instances",
-                cid,
-                functools.partial(self.api.customer_instances, cid),
-            )
-            return reading, got
-
-        ids = [c.id for c in customers if c.id is not None]
-        store.retain("customer_instances", ids)
-        lists = await asyncio.gather(*(instances(cid) for cid in ids))
-        records: list[tuple[str, InstanceRecord]] = []
-        # With backup_definition_ids set, a customer with none of those is not ours to show
-        # (as on the definition path); one whose list could not be read is, with its error.
-        skipped: set[str] = set()
-        for cid, (reading, got) in zip(ids, lists, strict=True):
-            crawl.problem(cid, reading.error)
-            crawl.saw(reading.oldest)
-            if got is not None:
-                wanted = [(cid, r) for r in got.value if self._wanted(r)]
-                records.extend(wanted)
-                if not wanted and self._settings.backup_definition_ids is not None:
-                    skipped.add(cid)
-        names = await self._definition_names(store, {r.definition_id for _, r in records})
-        for customer in customers:
-            assert customer.id is not None
-            if customer.id in skipped:
-                continue
-            # The name is a "vendor provided ID": shown exactly as given.
-            crawl.customers[customer.id] = Customer(
-                customer.id, customer.name or customer.id, "", UNKNOWN, UNKNOWN
-            )
-        for cid, instance in records:
-            # An instance names its customer; trust that over the list it came in.
-            owner = instance.customer_id or cid
-            definition = instance.definition_id
-            name = names.get(definition or "", definition or UNKNOWN)
-            crawl.listed.append(_Listed(instance, owner, name))
-
-    async def _by_definition(self, store: Store, crawl: _Crawl) -> None:
-        definitions = await store.fetch("definitions", "", self.api.definitions)
-        crawl.saw(definitions.fetched_at)
+    async def _by_definition(self, store: Store, reading: Reading) -> dict[str, _Unit]:
+        """The spec shape: every definition's instances, grouped by the customer they name."""
+        definitions = await reading.fetch("definitions", "definitions", "", self.api.definitions)
+        if definitions is None:
+            raise FetchError(reading.error or "definitions: unavailable", None)
         ids = [d.id for d in definitions.value if d.id is not None]
         store.retain("instances", ids)
         listed: dict[str, str] = {d.id: d.name for d in definitions.value if d.id and d.name}
         # Configured ids come without names: ask for them like the customer path does.
         names = await self._definition_names(store, {i for i in ids if i not in listed})
         names.update(listed)
-        # One at a time, as before: a failing list (other than another vendor's 404) fails the
-        # refresh, and the next definitions are not asked in vain.
+        units: dict[str, _Unit] = {}
+        # One at a time: a failing list (other than another vendor's 404) fails the crawl, and
+        # the next definitions are not asked in vain.
         for definition_id in ids:
-            got = await store.fetch(
+            got = await reading.fetch(
+                "instances",
                 "instances",
                 definition_id,
                 functools.partial(self.api.definition_instances, definition_id),
             )
-            crawl.saw(got.fetched_at)
+            if got is None:
+                raise FetchError(reading.error or "instances: unavailable", None)
             for record in got.value:
                 cid = record.customer_id or f"instance-{record.id}"
-                crawl.listed.append(_Listed(record, cid, names.get(definition_id, definition_id)))
+                unit = units.setdefault(cid, _Unit(cid, None, []))
+                assert unit.listed is not None
+                unit.listed.append(_Listed(record, cid, names.get(definition_id, definition_id)))
+        return units
+
+    async def read(self, store: Store, customer_id: str, unit: _Unit) -> Part:
+        reading = Reading(store)
+        listed = unit.listed
+        if listed is None:
+            got = await reading.fetch(
+                "backup instances",
+                "customer_instances",
+                customer_id,
+                functools.partial(self.api.customer_instances, customer_id),
+            )
+            wanted = [r for r in got.value if self._wanted(r)] if got is not None else []
+            if got is not None and not wanted and self._settings.backup_definition_ids:
+                # None of the configured definitions: not ours to show (as on the definition
+                # path). One whose list could not be read is, with its error.
+                return reading.part(customer_id, Snapshot())
+            names = await self._definition_names(store, {r.definition_id for r in wanted})
+            listed = [
+                _Listed(
+                    r, customer_id, names.get(r.definition_id or "", r.definition_id or UNKNOWN)
+                )
+                for r in wanted
+            ]
+        # The name is a "vendor provided ID": shown exactly as given.
+        customer = (
+            Customer(customer_id, unit.name or customer_id, "", UNKNOWN, UNKNOWN)
+            if unit.name is not None or unit.listed is None
+            else None
+        )
+        infos: list[BackupInstance] = []
+        for item in listed:
+            record = item.record
+            assert record.id is not None
+            if customer is None or customer.product == UNKNOWN:
+                customer = _described(customer, item)
+            infos.append(
+                BackupInstance(
+                    customer_id,
+                    record.id,
+                    # The swagger's instances have no name: the definition's names them.
+                    record.name or item.definition,
+                    item.definition,
+                    last_success=record.last_success,
+                    backup_interval=backup_interval(record.backup_frequency),
+                )
+            )
+        self._instances_of[customer_id] = {i.instance_id for i in infos}
+        results = await asyncio.gather(
+            *(self._instance(store, customer_id, i.instance_id) for i in infos)
+        )
+        jobs: dict[str, RestoreJob] = {}
+        for result in results:
+            reading.merge(result.reading)
+            for job in result.jobs:
+                # Export ids are the vendor's own and unique; a repeat would be a duplicate
+                # series, so the first one seen stands.
+                jobs.setdefault(job.job_id, job)
+        records = Snapshot(
+            customers=(customer,) if customer is not None else (),
+            instances=tuple(infos),
+            active_backups=tuple(r.active for r in results if r.active is not None),
+            finished_backups=tuple(r.finished for r in results if r.finished is not None),
+            restore_jobs=tuple(jobs.values()),
+        )
+        return reading.part(customer_id, records)
 
     async def _definition_names(self, store: Store, ids: Iterable[str | None]) -> dict[str, str]:
         """Definition names by id. A name that cannot be read shows as the id and fails
-        nothing: it is a label, not backup health. Their fetch times are left out of the
-        snapshot's age for the same reason (they are cached longer than the data)."""
+        nothing: it is a label, not backup health; nor does its age count towards the
+        customer's (names are cached longer than the data)."""
         wanted = sorted(i for i in ids if i)
-        store.retain("definition", wanted)
 
         async def one(definition_id: str) -> str | None:
             try:
@@ -228,7 +260,7 @@ class BackupifySource:
         return {i: name for i, name in zip(wanted, found, strict=True) if name}
 
     async def _instance(self, store: Store, customer_id: str, instance_id: str) -> _InstanceData:
-        reading = Reading(store, self._clock)
+        reading = Reading(store)
         since = self._clock() - self._settings.restore_window_seconds
         active = await reading.fetch(
             "active backup",
@@ -267,50 +299,7 @@ class BackupifySource:
         if exports is not None:
             # Filtered again: a cached list was cut against an earlier window start.
             jobs = tuple(_job(customer_id, e) for e in exports.value if in_window(e, since))
-        return _InstanceData(run, done, jobs, reading.error, reading.oldest)
-
-    async def _finish(self, store: Store, crawl: _Crawl) -> Snapshot:
-        infos: list[BackupInstance] = []
-        for item in crawl.listed:
-            record = item.record
-            assert record.id is not None
-            customer = crawl.customers.get(item.customer_id)
-            if customer is None or customer.product == UNKNOWN:
-                crawl.customers[item.customer_id] = _described(customer, item)
-            infos.append(
-                BackupInstance(
-                    item.customer_id,
-                    record.id,
-                    # The swagger's instances have no name: the definition's names them.
-                    record.name or item.definition,
-                    item.definition,
-                    last_success=record.last_success,
-                    backup_interval=backup_interval(record.backup_frequency),
-                )
-            )
-        ids = {i.instance_id for i in infos}
-        for endpoint in ("active_backup", "backups", "exports"):
-            store.retain(endpoint, ids)
-        results = await asyncio.gather(
-            *(self._instance(store, i.customer_id, i.instance_id) for i in infos)
-        )
-        jobs: dict[str, RestoreJob] = {}
-        for info, result in zip(infos, results, strict=True):
-            crawl.problem(info.customer_id, result.error)
-            crawl.saw(result.oldest)
-            for job in result.jobs:
-                # Export ids are the vendor's own and unique; a repeat would be a duplicate
-                # series, so the first one seen stands.
-                jobs.setdefault(job.job_id, job)
-        return Snapshot(
-            customers=tuple(crawl.customers.values()),
-            instances=tuple(infos),
-            active_backups=tuple(r.active for r in results if r.active is not None),
-            finished_backups=tuple(r.finished for r in results if r.finished is not None),
-            restore_jobs=tuple(jobs.values()),
-            customer_errors={cid: "; ".join(p) for cid, p in crawl.problems.items()},
-            oldest_data=min(crawl.oldest, self._clock()),
-        )
+        return _InstanceData(run, done, jobs, reading)
 
 
 def _described(customer: Customer | None, item: _Listed) -> Customer:

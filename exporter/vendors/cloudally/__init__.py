@@ -28,11 +28,14 @@ VENDOR = Vendor(
     settings=CloudAllySettings,
     source=CloudAllySource,
     endpoints={
-        "backup_tasks": None,
-        "partner_tasks": None,
-        "partner_status": None,
-        "restore_status": None,
+        "backup_tasks": 900.0,
+        # Also lists new restore jobs: read more often than the backups it holds change.
+        "partner_tasks": 300.0,
+        "partner_status": 900.0,
+        "restore_status": 120.0,
     },
     simulator=CloudAllySim,
     demo=_demo,
+    # The live API; a restore's status is read only while it runs, so it is left out.
+    calls={"partner_tasks": ("crawl", 1), "partner_status": ("crawl", 1)},
 )

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -39,7 +39,7 @@ from exporter.model import (
     Snapshot,
 )
 from exporter.parsing import Problems, parse_records
-from exporter.source import Reading, Store
+from exporter.source import FetchError, Listing, Part, Reading, Store, read_root
 from exporter.vendors.cloudally.parse import (
     JobRecord,
     JobStatusRecord,
@@ -65,12 +65,6 @@ logger = logging.getLogger(__name__)
 class PartnerTasks:
     backups: list[TaskRecord]
     jobs: list[JobRecord]
-
-
-@dataclass(frozen=True, slots=True)
-class _JobData:
-    job: RestoreJob | None
-    error: str | None
 
 
 def _not_found(exc: VendorError) -> bool:
@@ -103,7 +97,6 @@ class CloudAllySource:
         self.stats = ApiStats()
         self._settings = settings
         self._clock = clock
-        self._limit = asyncio.Semaphore(settings.max_concurrency)
         # Terminal jobs cannot change: remembered, never asked about again.
         self._finished_jobs: dict[str, RestoreJob] = {}
         self.tokens = TokenCache(self._fetch_token, settings.token_margin_seconds)
@@ -120,6 +113,7 @@ class CloudAllySource:
             transport=transport,
             headers=headers,
         )
+        self.pacer = self._client.pacer
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -168,35 +162,34 @@ class CloudAllySource:
         page, token = 1, None
         tokens: set[str] = set()
         numbers: set[int] = set()
-        async with self._limit:
-            for _ in range(self._settings.max_pages):
-                params: dict[str, str | int] = {"page": page, "pageSize": self._settings.page_size}
-                if token:
-                    params["nextPageToken"] = token
-                try:
-                    reply = await self._client.request(endpoint, "GET", path, params=params)
-                except VendorError as exc:
-                    if not items and _not_found(exc):
-                        return None
-                    raise
-                body = reply.body if isinstance(reply.body, dict) else {}
-                number = body.get("page")
-                number = number if isinstance(number, int) else page
-                if number in numbers:
-                    return self._cycle(endpoint, items)
-                numbers.add(number)
-                items.extend(list_items(reply.body, "data"))
-                total = body.get("totalPages")
-                token, next_number = _next_page(body)
-                if token is None and next_number is None:
-                    return items
-                if isinstance(total, int) and number >= total:
-                    return items
-                if token is not None and token in tokens:
-                    return self._cycle(endpoint, items)
-                if token is not None:
-                    tokens.add(token)
-                page = next_number if next_number is not None else number + 1
+        for _ in range(self._settings.max_pages):
+            params: dict[str, str | int] = {"page": page, "pageSize": self._settings.page_size}
+            if token:
+                params["nextPageToken"] = token
+            try:
+                reply = await self._client.request(endpoint, "GET", path, params=params)
+            except VendorError as exc:
+                if not items and _not_found(exc):
+                    return None
+                raise
+            body = reply.body if isinstance(reply.body, dict) else {}
+            number = body.get("page")
+            number = number if isinstance(number, int) else page
+            if number in numbers:
+                return self._cycle(endpoint, items)
+            numbers.add(number)
+            items.extend(list_items(reply.body, "data"))
+            total = body.get("totalPages")
+            token, next_number = _next_page(body)
+            if token is None and next_number is None:
+                return items
+            if isinstance(total, int) and number >= total:
+                return items
+            if token is not None and token in tokens:
+                return self._cycle(endpoint, items)
+            if token is not None:
+                tokens.add(token)
+            page = next_number if next_number is not None else number + 1
         logger.warning(
             "msg=%s endpoint=%s pages=%s",
             "stopped at the page limit",
@@ -231,10 +224,9 @@ class CloudAllySource:
         return statuses_from(items, Problems(self.stats))
 
     async def _load_job_status(self, job_id: str) -> JobStatusRecord:
-        async with self._limit:
-            reply = await self._client.request(
-                "restore_status", "GET", f"/v1/restore/{quote(job_id, safe='')}"
-            )
+        reply = await self._client.request(
+            "restore_status", "GET", f"/v1/restore/{quote(job_id, safe='')}"
+        )
         body = reply.body
         if isinstance(body, dict) and isinstance(body.get("data"), dict):
             body = body["data"]
@@ -243,21 +235,19 @@ class CloudAllySource:
             raise VendorError(f"GET /v1/restore/{job_id}: unexpected response shape")
         return records[0]
 
-    async def _job(self, store: Store, record: JobRecord) -> _JobData:
+    async def _job(self, reading: Reading, record: JobRecord) -> RestoreJob:
         assert record.id is not None
         job_id = record.id
         done = self._finished_jobs.get(job_id)
         if done is not None:
-            return _JobData(done, None)
+            return done
         customer = record.customer_id or UNKNOWN
         kind = job_kind(record.kind) or UNKNOWN
-        reading = Reading(store, self._clock)
         got = await reading.fetch(
             f"restore {job_id}", "restore_status", job_id, lambda: self._load_job_status(job_id)
         )
         if got is None:
-            job = RestoreJob(job_id, customer, kind, UNKNOWN, record.created, None)
-            return _JobData(job, reading.error)
+            return RestoreJob(job_id, customer, kind, UNKNOWN, record.created, None)
         status = got.value
         job = RestoreJob(
             job_id,
@@ -269,74 +259,93 @@ class CloudAllySource:
         )
         if job.status in TERMINAL_STATUSES:
             self._finished_jobs[job_id] = job
-        return _JobData(job, None)
+        return job
 
-    async def _jobs(
-        self, store: Store, jobs: list[JobRecord]
-    ) -> tuple[list[RestoreJob], dict[str, str]]:
+    async def listing(self, store: Store) -> Listing[_Unit]:
+        partner, reading = await read_root(
+            store, "partner tasks", "partner_tasks", self._load_partner_tasks
+        )
+        live = bool(partner.backups)
+        if live:
+            tasks = partner.backups
+        else:
+            spec = await reading.fetch("backup tasks", "backup_tasks", "", self._load_backup_tasks)
+            if spec is None:
+                raise FetchError(reading.error or "backup tasks: unavailable", None)
+            tasks = spec.value
+        statuses: Statuses | None = None
+        status_error: str | None = None
+        if live:
+            # Its failure is every customer's problem, not the customer list's.
+            status_reading = Reading(store)
+            got = await status_reading.fetch(
+                "partners/status", "partner_status", "", self._load_statuses
+            )
+            reading.merge_timing(status_reading)
+            statuses = got.value if got is not None else None
+            status_error = status_reading.error
+        recent = self._recent_jobs(partner.jobs)
+        store.retain("restore_status", {j.id for j in recent if j.id is not None})
+
+        names = application_names(tasks)
+        units: dict[str, _Unit] = {}
+
+        def unit(customer_id: str) -> _Unit:
+            return units.setdefault(customer_id, _Unit(customer_id))
+
+        for task in tasks:
+            assert task.id is not None
+            entry = unit(task.customer_id or UNKNOWN)
+            if entry.customer is None or entry.customer.product == UNKNOWN:
+                entry.customer = Customer(
+                    entry.customer_id,
+                    task.customer_name or entry.customer_id,
+                    task.domain or "",
+                    product(task.service),
+                    UNKNOWN,
+                )
+            entry.applications.append(_application(task, names[task.id], statuses, live))
+            if live and statuses is None:
+                # Without it no task's outcome is known: statuses stay unknown, never success.
+                entry.problem = status_error or "partners/status"
+        for job in recent:
+            unit(job.customer_id or UNKNOWN).jobs.append(job)
+        return reading.listing(units)
+
+    def _recent_jobs(self, jobs: list[JobRecord]) -> list[JobRecord]:
+        """The jobs created within the restore window; finished ones older than that are
+        forgotten."""
         window_start = self._clock() - self._settings.restore_window_seconds
         recent = [j for j in jobs if j.created is None or j.created >= window_start]
         recent_ids = {j.id for j in recent if j.id is not None}
         for job_id in [k for k in self._finished_jobs if k not in recent_ids]:
             del self._finished_jobs[job_id]
-        store.retain("restore_status", recent_ids)
-        results = await asyncio.gather(*(self._job(store, j) for j in recent))
-        restore_jobs = [
-            r.job
-            for r in results
-            if r.job is not None and (r.job.started is None or r.job.started >= window_start)
-        ]
-        errors = {r.job.customer_id: r.error for r in results if r.error and r.job is not None}
-        return restore_jobs, errors
+        return recent
 
-    async def collect(self, store: Store) -> Snapshot:
-        partner = await store.fetch("partner_tasks", "", self._load_partner_tasks)
-        fetched = [partner.fetched_at]
-        live = bool(partner.value.backups)
-        if live:
-            tasks = partner.value.backups
-        else:
-            spec = await store.fetch("backup_tasks", "", self._load_backup_tasks)
-            tasks = spec.value
-            fetched.append(spec.fetched_at)
-        errors: dict[str, str] = {}
-        statuses: Statuses | None = None
-        if live:
-            reading = Reading(store, self._clock)
-            got = await reading.fetch("partners/status", "partner_status", "", self._load_statuses)
-            if got is None:
-                # Without it no task's outcome is known: statuses stay unknown, never success.
-                for task in tasks:
-                    errors[task.customer_id or UNKNOWN] = reading.error or "partners/status"
-            else:
-                statuses = got.value
-                fetched.append(got.fetched_at)
-        restore_jobs, job_errors = await self._jobs(store, partner.value.jobs)
-        errors.update(job_errors)
-
-        names = application_names(tasks)
-        customers: dict[str, Customer] = {}
-        applications = []
-        for task in tasks:
-            assert task.id is not None
-            cid = task.customer_id or UNKNOWN
-            known = customers.get(cid)
-            if known is None or known.product == UNKNOWN:
-                customers[cid] = Customer(
-                    cid,
-                    task.customer_name or cid,
-                    task.domain or "",
-                    product(task.service),
-                    UNKNOWN,
-                )
-            applications.append(_application(task, names[task.id], statuses, live))
-        return Snapshot(
-            customers=tuple(customers.values()),
-            applications=tuple(applications),
-            restore_jobs=tuple(restore_jobs),
-            customer_errors=errors,
-            oldest_data=min(fetched),
+    async def read(self, store: Store, customer_id: str, unit: _Unit) -> Part:
+        reading = Reading(store)
+        if unit.problem:
+            reading.note(unit.problem)
+        window_start = self._clock() - self._settings.restore_window_seconds
+        jobs = await asyncio.gather(*(self._job(reading, j) for j in unit.jobs))
+        records = Snapshot(
+            customers=(unit.customer,) if unit.customer is not None else (),
+            applications=tuple(unit.applications),
+            restore_jobs=tuple(j for j in jobs if j.started is None or j.started >= window_start),
         )
+        return reading.part(customer_id, records)
+
+
+@dataclass(eq=False)
+class _Unit:
+    """One customer as the task listing describes it. Its repr (the crawl's fingerprint of
+    it) lists exactly what a read of it depends on."""
+
+    customer_id: str
+    customer: Customer | None = None
+    applications: list[ApplicationBackup] = field(default_factory=list)
+    jobs: list[JobRecord] = field(default_factory=list)
+    problem: str | None = None
 
 
 def _application(

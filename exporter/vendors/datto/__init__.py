@@ -23,7 +23,8 @@ VENDOR = Vendor(
     name="datto",
     settings=DattoSettings,
     source=DattoSource,
-    endpoints={"domains": None, "seats": None, "applications": None},
+    endpoints={"domains": 900.0, "seats": 3600.0, "applications": 3600.0},
     simulator=DattoSim,
     demo=_demo,
+    calls={"domains": ("crawl", 1), "seats": ("customer", 1), "applications": ("customer", 1)},
 )

@@ -23,6 +23,7 @@ src/backup-report-summary.ts).
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Final
@@ -73,6 +74,7 @@ NEWEST_WINDOW: Final = "Between0dAnd1d"
 # is the lower bound of the age.
 _BUCKET = re.compile(r"^(?:OVER|BETWEEN)_(\d{1,4})_(?:AND_\d{1,4}_)?DAYS?_AGO$")
 DAY: Final = 86400.0
+HOUR: Final = 3600.0
 # The spec's and the live API's words for a billable seat.
 BILLABLE: Final = {"1": True, "true": True, "": False, "0": False, "false": False}
 
@@ -212,14 +214,16 @@ def billable(value: str | None, given: bool, problems: Problems) -> bool | None:
 
 def fully_protected(value: object, fetched_at: float, problems: Problems) -> float | None:
     """``lastFullyProtectedTime`` in Unix seconds. A bucket (over N days ago) becomes its bound,
-    fetch time minus N days: a lower bound of the age, never a made-up exact time."""
+    fetch time minus N days: a lower bound of the age, never a made-up exact time. The fetch
+    time is rounded up to the hour (the bound stays a lower bound) so that the value moves once
+    an hour, not with every read, and an unchanged customer is not rendered again."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, str):
         text = value.strip()
         bucket = _BUCKET.match(text.upper())
         if bucket is not None:
-            return fetched_at - int(bucket.group(1)) * DAY
+            return math.ceil(fetched_at / HOUR) * HOUR - int(bucket.group(1)) * DAY
         if not text.isdigit():
             problems.add("lastFullyProtectedTime", "unreadable bucket")
             return None

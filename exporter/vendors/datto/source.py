@@ -1,5 +1,5 @@
-"""Which Datto calls a refresh makes, in what order: the customer list, then each customer's
-seats and applications."""
+"""Which Datto calls a crawl makes: the customer list (/domains), then per customer its seats
+and its applications."""
 
 from __future__ import annotations
 
@@ -8,16 +8,15 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote
 
 import httpx
 
 from exporter.http import ApiStats, VendorClient
-from exporter.model import ApplicationBackup, Customer, Seat, Snapshot
+from exporter.model import Customer, Seat, Snapshot
 from exporter.parsing import Problems
-from exporter.source import Reading, Store
+from exporter.source import Listing, Part, Reading, Store, read_root
 from exporter.vendors.datto.parse import (
     Applications,
     envelopes,
@@ -31,15 +30,6 @@ from exporter.vendors.datto.settings import DattoSettings
 logger = logging.getLogger(__name__)
 
 MAX_PAGES: Final = 100
-
-
-@dataclass(frozen=True, slots=True)
-class _CustomerData:
-    customer: Customer
-    seats: tuple[Seat, ...]
-    applications: tuple[ApplicationBackup, ...]
-    error: str | None
-    oldest: float
 
 
 class DattoSource:
@@ -56,13 +46,13 @@ class DattoSource:
         self.stats = ApiStats()
         self._settings = settings
         self._clock = clock
-        self._limit = asyncio.Semaphore(settings.max_concurrency)
         self._client = VendorClient.for_source(
             settings,
             auth=httpx.BasicAuth(settings.public_key, settings.secret("private_key")),
             stats=self.stats,
             transport=transport,
         )
+        self.pacer = self._client.pacer
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -70,8 +60,7 @@ class DattoSource:
     async def _get(
         self, endpoint: str, path: str, params: dict[str, str | int] | None = None
     ) -> Any:
-        async with self._limit:
-            return await self._client.get_json(endpoint, path, params)
+        return await self._client.get_json(endpoint, path, params)
 
     async def _load_domains(self) -> list[Customer]:
         body = await self._get("domains", "/v1/saas/domains")
@@ -99,44 +88,32 @@ class DattoSource:
             page += 1
         return parse_application_items(items, customer_id, Problems(self.stats), self._clock())
 
-    async def _customer(self, store: Store, customer: Customer) -> _CustomerData:
-        cid = customer.id
-        reading = Reading(store, self._clock)
-        seats = await reading.fetch("seats", "seats", cid, lambda: self._load_seats(cid))
-        apps = await reading.fetch(
-            "applications", "applications", cid, lambda: self._load_applications(cid)
+    async def listing(self, store: Store) -> Listing[Customer]:
+        customers, reading = await read_root(store, "customer list", "domains", self._load_domains)
+        by_id = {c.id: c for c in customers}
+        store.retain("seats", by_id)
+        store.retain("applications", by_id)
+        return reading.listing(by_id)
+
+    async def read(self, store: Store, customer_id: str, unit: Customer) -> Part:
+        customer = unit
+        reading = Reading(store)
+        # Both at once: the client's slots bound the calls in flight, and a second call
+        # waiting keeps a slot busy while the first one's answer is parsed.
+        seats, apps = await asyncio.gather(
+            reading.fetch("seats", "seats", customer_id, lambda: self._load_seats(customer_id)),
+            reading.fetch(
+                "applications",
+                "applications",
+                customer_id,
+                lambda: self._load_applications(customer_id),
+            ),
         )
-        if reading.error:
-            logger.warning(
-                "msg=%s source=%s customer_id=%s reason=%s",
-                "customer read failed",
-                self.name,
-                cid,
-                reading.error,
-            )
         if apps is not None and apps.value.used_bytes is not None:
             customer = dataclasses.replace(customer, used_bytes=apps.value.used_bytes)
-        return _CustomerData(
-            customer,
-            tuple(seats.value) if seats else (),
-            tuple(apps.value.applications) if apps else (),
-            reading.error,
-            reading.oldest,
+        records = Snapshot(
+            customers=(customer,),
+            seats=tuple(seats.value) if seats else (),
+            applications=tuple(apps.value.applications) if apps else (),
         )
-
-    async def collect(self, store: Store) -> Snapshot:
-        domains = await store.fetch("domains", "", self._load_domains)
-        customers: list[Customer] = domains.value
-        ids = {c.id for c in customers}
-        store.retain("seats", ids)
-        store.retain("applications", ids)
-        results = await asyncio.gather(*(self._customer(store, c) for c in customers))
-        return Snapshot(
-            customers=tuple(r.customer for r in results),
-            seats=tuple(s for r in results for s in r.seats),
-            applications=tuple(a for r in results for a in r.applications),
-            customer_errors={
-                c.id: r.error for c, r in zip(customers, results, strict=True) if r.error
-            },
-            oldest_data=min([domains.fetched_at, *(r.oldest for r in results)]),
-        )
+        return reading.part(customer_id, records)

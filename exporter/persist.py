@@ -1,0 +1,100 @@
+"""When the state file is written: what changed since the last write, every few seconds and at
+shutdown, off the event loop. Restoring happens once, before the first scrape."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Sequence
+from typing import Final
+
+from exporter.config import Config
+from exporter.refresh import SourceRunner
+from exporter.settings import SourceBase
+from exporter.state import StateFile
+
+logger = logging.getLogger(__name__)
+
+FLUSH_SECONDS: Final = 5.0
+
+
+def fingerprint(settings: SourceBase) -> str:
+    """Which account a source's saved data belongs to: the same vendor at the same address.
+    Saved data of another (the config now points elsewhere) is not restored."""
+    identity = f"{settings.vendor}\n{settings.base_url}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def saved_customers(config: Config) -> dict[str, int]:
+    """How many customers each source had when the state file was last written; nothing when
+    there is no state file (none is created here)."""
+    path = config.cache.state_file
+    if path is None or not path.is_file():
+        return {}
+    state = StateFile(path)
+    try:
+        counts = {}
+        for settings in config.sources:
+            saved = state.load(settings.name, fingerprint(settings))
+            if saved is not None:
+                counts[settings.name] = len(saved.parts)
+        return counts
+    finally:
+        state.close()
+
+
+class Persistence:
+    def __init__(
+        self, state: StateFile, runners: Sequence[tuple[SourceRunner, SourceBase]]
+    ) -> None:
+        self._state = state
+        self._runners = [(runner, fingerprint(settings)) for runner, settings in runners]
+        # Sources whose next write must hold every part: a write failed or the file is new.
+        self._whole: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def restore(self) -> None:
+        self._state.prune([runner.source.name for runner, _ in self._runners])
+        for runner, print_ in self._runners:
+            saved = self._state.load(runner.source.name, print_)
+            if saved is not None:
+                runner.restore(saved)
+            runner.changed.clear()
+            runner.removed.clear()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="state-file")
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            await self.flush()
+
+    async def flush(self) -> None:
+        for runner, print_ in self._runners:
+            name = runner.source.name
+            whole = name in self._whole
+            parts = runner.crawl.parts
+            changed = set(parts) if whole else runner.changed & set(parts)
+            upserts = {cid: parts[cid] for cid in changed}
+            deletes = set(runner.removed)
+            runner.changed.clear()
+            runner.removed.clear()
+            written = await asyncio.to_thread(
+                self._state.save, name, print_, runner.meta(), upserts, deletes, replace=whole
+            )
+            if written:
+                self._whole.discard(name)
+            else:
+                self._whole.add(name)
+
+    async def stop(self) -> None:
+        task = self._task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush()
+        self._state.close()
