@@ -16,6 +16,8 @@ from exporter.plan import plan_source
 from exporter.refresh import Scheduler, SourceRunner
 from exporter.server import create_app
 from exporter.state import StateFile
+from exporter.webauth import WebGuard
+from exporter.webconfig import LiveWebConfig
 
 
 def build_scheduler(
@@ -49,5 +51,10 @@ def build_scheduler(
     return Scheduler([runner for runner, _ in runners], persistence)
 
 
-def build_app(config: Config, *, warm_up: bool | None = None) -> Starlette:
-    return create_app(build_scheduler(config), config, warm_up=warm_up)
+def build_app(
+    config: Config, *, warm_up: bool | None = None, web: LiveWebConfig | None = None
+) -> Starlette:
+    app = create_app(build_scheduler(config), config, warm_up=warm_up)
+    if web is not None:
+        app.add_middleware(WebGuard, live=web)
+    return app

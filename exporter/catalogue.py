@@ -95,7 +95,8 @@ CACHE_AGE_SECONDS: Final = MetricDef(
 API_REQUESTS: Final = MetricDef(
     "saas_backup_api_requests",
     "counter",
-    "Vendor API requests by endpoint and HTTP status code (timeout or error: no response).",
+    "Vendor API requests by endpoint and HTTP status code (timeout or error: no response; "
+    "too_large: the body passed max_body_bytes).",
     ("source", "endpoint", "code"),
 )
 

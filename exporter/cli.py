@@ -13,11 +13,11 @@ from typing import Any
 
 import stamina.instrumentation
 import uvicorn
-import yaml
 
 from exporter import __version__, logs, vendors
 from exporter.app import build_app
 from exporter.config import Config, ConfigError, build_config, load_config
+from exporter.limits import server_options
 from exporter.persist import saved_customers
 from exporter.plan import describe, plan_source
 from exporter.server import parse_listen_address
@@ -25,6 +25,7 @@ from exporter.simulator.app import Simulator
 from exporter.simulator.serve import add_arguments as add_simulator_arguments
 from exporter.simulator.serve import run_from_args as run_simulator
 from exporter.simulator.serve import serve as serve_simulator
+from exporter.webconfig import LiveWebConfig, WebConfig, load_web_config
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
         "--web.config.file",
         dest="web_config_file",
         type=Path,
-        help="TLS settings (tls_server_config: cert_file, key_file)",
+        help="TLS, basic auth, response headers and rate limit, in the exporter-toolkit's web "
+        "config format; re-read when it changes",
     )
     commands = parser.add_subparsers(dest="command", metavar="{demo,simulator}")
     demo = commands.add_parser("demo", help="run the exporter against the built-in simulator")
@@ -99,26 +101,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _tls_options(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError([f"{path}: cannot read web config ({type(exc).__name__})"]) from None
-    problems = []
-    if not isinstance(data, dict):
-        raise ConfigError([f"{path}: the top level must be a mapping"])
-    unknown = sorted(set(data) - {"tls_server_config"})
-    problems += [f"{path}: {key}: unsupported setting" for key in unknown]
-    tls = data.get("tls_server_config") or {}
-    if not isinstance(tls, dict) or not tls.get("cert_file") or not tls.get("key_file"):
-        problems.append(f"{path}: tls_server_config: cert_file and key_file are required")
-    if problems:
-        raise ConfigError(problems)
-    return {"ssl_certfile": str(tls["cert_file"]), "ssl_keyfile": str(tls["key_file"])}
-
-
 def _plan(config: Config, customers: int | None) -> list[str]:
     counts = saved_customers(config) if customers is None else {}
     lines = ['plan (sizing: see the README\'s "Sizing for a real fleet"):']
@@ -138,9 +120,8 @@ def uvicorn_config(app: Any, listen: str, config: Config, **extra: Any) -> uvico
         app,
         host=host,
         port=port,
-        # Bounded: beyond this many connections and requests, new ones get a 503.
-        limit_concurrency=config.web.max_concurrency,
-        timeout_keep_alive=15,
+        # Bounded requests, connections and header reads: see exporter.limits.
+        **server_options(config.web),
         timeout_graceful_shutdown=3,
         log_config=None,
         access_log=False,
@@ -207,9 +188,16 @@ async def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(config: Config, listen: str, tls: dict[str, Any]) -> int:
+async def _serve(config: Config, listen: str, web: WebConfig | None) -> int:
     logs.redact.register(config.secrets())
-    server = uvicorn.Server(uvicorn_config(build_app(config), listen, config, **tls))
+    live = LiveWebConfig(web) if web is not None else None
+    settings = uvicorn_config(build_app(config, web=live), listen, config)
+    if live is not None and web is not None and web.tls is not None:
+        settings.load()
+        # Set after load(), which builds no context of its own without ssl_certfile: each new
+        # connection gets the context of the web config in force.
+        settings.ssl = live.ssl_context()
+    server = uvicorn.Server(settings)
     await server.serve()
     return 0 if server.started else 1
 
@@ -240,23 +228,43 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # Both files are checked, whatever the first one holds, so that one run lists every problem.
+    web: WebConfig | None = None
+    web_problems: list[str] = []
+    if args.web_config_file is not None:
+        try:
+            web = load_web_config(args.web_config_file)
+        except ConfigError as exc:
+            web_problems = exc.problems
     try:
         config = load_config(args.config_file)
-        tls = _tls_options(args.web_config_file)
         listen = getattr(args, "listen_address", DEFAULT_LISTEN)
         parse_listen_address(listen)
     except ConfigError as exc:
-        print(f"{args.config_file}: invalid configuration:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        _print_problems(args.config_file, "configuration", exc.problems)
+        _print_problems(args.web_config_file, "web configuration", web_problems)
         return 1
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
+        _print_problems(args.web_config_file, "web configuration", web_problems)
+        return 1
+    if web_problems:
+        _print_problems(args.web_config_file, "web configuration", web_problems)
         return 1
     if args.config_check:
         names = ", ".join(s.name for s in config.sources)
         print(f"{args.config_file}: OK ({len(config.sources)} sources: {names})")
+        if web is not None:
+            print(f"{args.web_config_file}: OK ({web.describe()})")
         for line in _plan(config, args.plan_customers):
             print(line)
         return 0
-    return asyncio.run(_serve(config, listen, tls))
+    return asyncio.run(_serve(config, listen, web))
+
+
+def _print_problems(path: Path | None, what: str, problems: list[str]) -> None:
+    if not problems:
+        return
+    print(f"{path}: invalid {what}:", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)

@@ -4,12 +4,13 @@ Layering, lowest to highest: the YAML file, then ``SAAS_BACKUP_<SECTION>__<KEY>`
 variables (pydantic-settings), then ``SAAS_BACKUP_SOURCES__<NAME>__<KEY>`` for one source,
 matched by its ``name``. Every secret may instead be given as ``<key>_file``.
 
-Validation errors are rebuilt from pydantic's structured errors without their input values:
-pydantic echoes inputs by default, and an input may be a secret.
+Errors name the key and the problem, never the value (see ``exporter.config_errors``): any
+input may be a secret.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import operator
@@ -19,16 +20,28 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Final, cast
 
-import yaml
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from exporter import vendors
+
+# Defined beside the messages, which the settings modules use too; callers import it from here.
+from exporter.config_errors import ConfigError as ConfigError  # noqa: PLC0414
+from exporter.config_errors import (
+    Vocabulary,
+    parse_yaml,
+    setting_names,
+    unknown_names,
+    validation_problems,
+    without_secrets,
+)
 from exporter.settings import PositiveSeconds, SourceBase, Strict
 
 logger = logging.getLogger(__name__)
@@ -40,14 +53,6 @@ _SOURCE_ENV = re.compile(rf"^{ENV_PREFIX}SOURCES__(?P<source>[^_].*?)__(?P<key>[
 def known_endpoints() -> list[str]:
     """Every endpoint of every registered vendor: what `cache.endpoints` may set."""
     return sorted({e for vendor in vendors.all() for e in vendor.endpoints})
-
-
-class ConfigError(Exception):
-    """Every problem found in a config, each as ``key.path: message``."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
 
 
 class CacheConfig(Strict):
@@ -62,31 +67,36 @@ class CacheConfig(Strict):
     @field_validator("endpoints")
     @classmethod
     def _known_endpoints(cls, value: dict[str, float]) -> dict[str, float]:
-        known = known_endpoints()
-        unknown = sorted(set(value) - set(known))
-        if unknown:
-            raise ValueError(f"unknown endpoint {', '.join(unknown)} (known: {', '.join(known)})")
+        problem = unknown_names(value, known_endpoints(), "endpoint")
+        if problem:
+            raise ValueError(problem)
         return value
 
 
 class ScrapeConfig(Strict):
     # Used when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds header.
-    default_timeout_seconds: PositiveSeconds = 10.0
-    timeout_offset_seconds: Annotated[float, Field(ge=0)] = 0.5
+    default_timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0
+    timeout_offset_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.5
     # A hard ceiling on how long a scrape waits for a refresh, whatever the header says.
-    max_timeout_seconds: PositiveSeconds | None = None
+    max_timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
 
     def deadline(self, header: str | None) -> float:
+        """Seconds a scrape may wait: the header's timeout when it is a plain number above 0
+        (else the default), less the offset, capped."""
         timeout = self.default_timeout_seconds
         if header:
-            try:
-                timeout = float(header)
-            except ValueError:
+            plain = re.fullmatch(
+                r"(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", header.strip()
+            )
+            given = float(header) if plain else 0.0
+            # NaN or infinity would reach asyncio's timers, which order them by comparison.
+            if 0 < given < float("inf"):
+                timeout = given
+            else:
                 logger.debug("msg=%s value=%s", "ignoring bad scrape timeout header", header[:32])
-        budget = timeout - self.timeout_offset_seconds
-        if self.max_timeout_seconds is not None:
-            budget = min(budget, self.max_timeout_seconds)
-        return max(budget, 0.0)
+        # Finite even without max_timeout_seconds: no scrape is worth waiting an hour for.
+        ceiling = self.max_timeout_seconds or 3600.0
+        return max(min(timeout - self.timeout_offset_seconds, ceiling), 0.0)
 
 
 class MetricsConfig(Strict):
@@ -96,16 +106,52 @@ class MetricsConfig(Strict):
 
 
 class WebConfig(Strict):
+    # Requests in flight; beyond it a request gets a 503, except /-/healthy and /-/ready.
     max_concurrency: Annotated[int, Field(ge=1)] = 64
+    # Open connections. At the cap a new one closes the oldest idle one rather than being
+    # refused, so idle clients cannot lock out real ones. Below the usual 1024 open files.
+    max_connections: Annotated[int, Field(ge=1)] = 512
+    # A connection that has not sent a whole request header this long after connecting, or
+    # after the first byte of its next request, is closed (slowloris).
+    header_read_timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0
 
 
 class _EnvWithoutSources(EnvSettingsSource):
-    """pydantic-settings cannot address list items; those overrides are merged by name instead."""
+    """pydantic-settings cannot address list items; those overrides are merged by name instead
+    (``_apply_source_env``)."""
 
-    def __call__(self) -> dict[str, Any]:
-        data = super().__call__()
-        data.pop("sources", None)
-        return data
+    _undecoded: tuple[str, str] | None = None
+
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        if field_name == "sources":
+            return None
+        try:
+            return super().prepare_field_value(field_name, field, value, value_is_complex)
+        except ValueError:
+            # pydantic-settings' own error names neither the variable nor the problem, and it
+            # chains the JSON decoder's.
+            var = self._variable(field_name)
+            raise ConfigError([f"{var}: not valid JSON, which this setting needs"]) from None
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        try:
+            return super().decode_complex_value(field_name, field, value)  # type: ignore[arg-type]
+        except ValueError:
+            self._undecoded = (field_name, value)
+            raise
+
+    def _variable(self, field_name: str) -> str:
+        """The variable whose value did not decode: the last one that failed (pydantic-settings
+        gives up on some failures only)."""
+        top = f"{self.env_prefix}{field_name}".lower()
+        if self._undecoded is not None:
+            key, value = self._undecoded
+            for name, given in self.env_vars.items():
+                if given == value and (name == top or name.lower().endswith(f"__{key}".lower())):
+                    return name.upper()
+        return f"{top.upper()} or a {top.upper()}__ variable"
 
 
 class Config(BaseSettings):
@@ -168,61 +214,50 @@ def config_model() -> type[Config]:
     return _config_model(vendors.names())
 
 
-_MESSAGES: Final[Mapping[str, str]] = {
-    "missing": "required",
-    "extra_forbidden": "unknown key",
-    "url_parsing": "not a URL",
-    "url_scheme": "not an http(s) URL",
-    "url_type": "not a URL",
-    "string_pattern_mismatch": "must start with a letter and hold only letters, digits, _ or -",
-}
+@functools.cache
+def _vocabulary(names: tuple[str, ...]) -> Vocabulary:
+    known = setting_names(config_model()) | set(known_endpoints()) | set(names)
+    return Vocabulary(known=known, tags=names, env_prefix=ENV_PREFIX)
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for index, part in enumerate(loc):
-        # pydantic puts the union tag into the location: sources.0.datto.base_url
-        if index == 2 and loc[0] == "sources" and part in vendors.names():
-            continue
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out or "config"
-
-
-def _problems(exc: ValidationError) -> list[str]:
+def _apply_source_env(
+    data: dict[str, Any], environ: Mapping[str, str], env_keys: dict[tuple[int, str], str]
+) -> list[str]:
+    """Merges the ``SOURCES__<NAME>__<KEY>`` variables into ``data``, noting in ``env_keys``
+    which (source index, key) each one set."""
     problems = []
-    for err in exc.errors(include_input=False, include_url=False, include_context=False):
-        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
-            kinds = ", ".join(vendors.names())
-            word = "unknown type" if err["type"] == "union_tag_invalid" else "required"
-            problems.append(f"{_location(err['loc'])}.type: {word} (one of: {kinds})")
-            continue
-        message = _MESSAGES.get(err["type"], err["msg"])
-        message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        problems.append(f"{_location(err['loc'])}: {message}")
-    return problems
-
-
-def _apply_source_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
-    problems = []
+    if f"{ENV_PREFIX}SOURCES" in environ:
+        problems.append(
+            f"{ENV_PREFIX}SOURCES: sources cannot be set as a whole from the environment; "
+            f"set one key with {ENV_PREFIX}SOURCES__<NAME>__<KEY>"
+        )
     sources = data.get("sources")
-    by_name: dict[str, dict[str, Any]] = {}
+    by_name: dict[str, tuple[int, dict[str, Any]]] = {}
     if isinstance(sources, list):
-        for entry in sources:
+        for index, entry in enumerate(sources):
             if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                by_name[entry["name"].upper().replace("-", "_")] = entry
+                by_name[entry["name"].upper().replace("-", "_")] = (index, entry)
     for var in sorted(environ):
         match = _SOURCE_ENV.match(var)
         if not match:
             continue
-        entry = by_name.get(match["source"])
-        if entry is None:
+        found = by_name.get(match["source"])
+        if found is None:
             problems.append(f"{var}: no source with that name in the config file")
             continue
-        entry[match["key"].lower()] = environ[var]
+        index, entry = found
+        key = match["key"].lower()
+        entry[key] = environ[var]
+        env_keys[index, key] = var
     return problems
+
+
+def _secret_inputs(data: Mapping[str, Any]) -> list[str]:
+    """Every text given for a secret setting or its file, wherever validation failed."""
+    keys = {k for v in vendors.all() for s in v.settings.SECRETS for k in (s, f"{s}_file")}
+    sources = data.get("sources")
+    entries = [e for e in sources if isinstance(e, dict)] if isinstance(sources, list) else []
+    return [e[k] for e in entries for k in keys if isinstance(e.get(k), str)]
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -233,15 +268,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{where}: cannot read: {exc.strerror or type(exc).__name__}"]) from None
     except UnicodeDecodeError:
         raise ConfigError([f"{where}: not UTF-8 text"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        # The default rendering quotes the offending line, which may hold a secret.
-        mark = exc.problem_mark
-        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise ConfigError([f"{where}{at}: invalid YAML: {exc.problem or 'syntax error'}"]) from None
-    except yaml.YAMLError:
-        raise ConfigError([f"{where}: invalid YAML"]) from None
+    data = parse_yaml(text, where)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -255,11 +282,22 @@ def load_config(path: Path) -> Config:
 
 
 def build_config(data: dict[str, Any]) -> Config:
-    problems = _apply_source_env(data, os.environ)
+    env_keys: dict[tuple[int, str], str] = {}
+    problems = _apply_source_env(data, os.environ, env_keys)
+    words = dataclasses.replace(_vocabulary(vendors.names()), environ=os.environ, env_keys=env_keys)
+    # Keyword arguments must be text; a YAML key may be a number.
+    for position, key in enumerate(data, 1):
+        if not isinstance(key, str):
+            problems.append(f"<key #{position}>: a key must be text")
+    settings = {k: v for k, v in data.items() if isinstance(k, str)}
     try:
-        config = config_model()(**data)
+        config = config_model()(**settings)
     except ValidationError as exc:
-        problems.extend(_problems(exc))
+        problems.extend(validation_problems(exc, data, words))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    except SettingsError:
+        problems.append(f"{ENV_PREFIX}*: an environment variable cannot be read")
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(without_secrets(problems, _secret_inputs(data)))
     return config

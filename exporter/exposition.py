@@ -18,6 +18,7 @@ from typing import Final
 
 from cachetools import LRUCache
 
+from exporter import negotiation
 from exporter.chunks import Ages, Chunks, assemble, tail
 from exporter.config import MetricsConfig
 from exporter.refresh import SourceState
@@ -55,20 +56,11 @@ def gzip_join(static: _Static, live: bytes) -> bytes:
 
 
 def wants_gzip(accept_encoding: str | None) -> bool:
-    for part in (accept_encoding or "").split(","):
-        coding, _, params = part.strip().partition(";")
-        if coding.strip().lower() not in {"gzip", "x-gzip"}:
-            continue
-        q = params.strip().removeprefix("q=").strip() if params.strip().startswith("q=") else "1"
-        try:
-            return float(q) > 0
-        except ValueError:
-            return False
-    return False
+    return negotiation.wants_gzip(accept_encoding)
 
 
 def wants_openmetrics(accept: str | None) -> bool:
-    return "application/openmetrics-text" in (accept or "")
+    return negotiation.wants_openmetrics(accept)
 
 
 _Key = tuple[tuple[tuple[int, bool], ...], bool]

@@ -1,5 +1,8 @@
 """The HTTP client every source talks through: timeouts, retries, rate limits, API counters.
 
+Each call is bounded: a deadline covers its connect, headers and whole body, and its body may
+hold at most the source's ``max_body_bytes`` (``exporter.wire``), JSON at most 64 levels deep.
+
 Retries use stamina (exponential backoff with jitter). A 429 blocks the whole source until its
 ``Retry-After`` has passed (at most ``max_retry_after_seconds``), so concurrent callers do not
 spend the vendor's budget either. Each attempt waits for that pause, then for the source's
@@ -10,9 +13,7 @@ only while the request is on the wire: a pause or a retry's backoff holds no slo
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
@@ -26,7 +27,12 @@ from httpx import USE_CLIENT_DEFAULT
 
 from exporter import __version__
 from exporter.budget import Pacer, Report, Ticket, read_report
-from exporter.settings import BudgetConfig, RetryConfig, SourceBase
+
+# RateGate is imported from here by callers that predate exporter.gate.
+from exporter.gate import RateGate as RateGate  # noqa: PLC0414
+from exporter.gate import parse_retry_after
+from exporter.settings import MIB, BudgetConfig, RetryConfig, SourceBase
+from exporter.wire import BODY_LIMIT, BodyTooLarge, NotJson, cap_response, decode_json, read_body
 
 logger = logging.getLogger(__name__)
 
@@ -65,46 +71,6 @@ class ApiStats:
     parse_errors: int = 0
     limit_remaining: float | None = None
     limit_resets: float | None = None
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait, from delta-seconds or an HTTP date (RFC 9110)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - now
-    if not math.isfinite(seconds):
-        return None
-    return max(seconds, 0.0)
-
-
-class RateGate:
-    """Holds every caller of one source until a vendor-imposed pause has passed; a pause lasts
-    at most ``max_seconds``."""
-
-    def __init__(self, max_seconds: float = math.inf) -> None:
-        self._not_before = 0.0
-        self._max = max_seconds
-
-    def block_for(self, seconds: float) -> None:
-        seconds = min(seconds, self._max)
-        self._not_before = max(self._not_before, time.monotonic() + seconds)
-
-    def remaining(self) -> float:
-        """Seconds until the pause is over; 0 when there is none."""
-        return max(self._not_before - time.monotonic(), 0.0)
-
-    async def wait(self) -> None:
-        # A loop, not an Event: another 429 may push the pause further out while we sleep.
-        while (delay := self._not_before - time.monotonic()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(delay)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +113,8 @@ class Token:
 
 
 class TokenCache:
-    """One access token per source, fetched once however many callers find it expired."""
+    """One access token per source, fetched once however many callers find it expired, and
+    renewed ``margin_seconds`` before it expires, or at half its lifetime if that is sooner."""
 
     def __init__(
         self, fetch: Callable[[Token | None], Awaitable[Token]], margin_seconds: float = 60.0
@@ -155,20 +122,27 @@ class TokenCache:
         self._fetch = fetch
         self._margin = margin_seconds
         self._token: Token | None = None
+        self._renew_at = 0.0  # monotonic
         self._lock = asyncio.Lock()
         self.fetches = 0
 
-    def _valid(self, token: Token | None) -> bool:
-        return token is not None and time.monotonic() < token.expires_at - self._margin
+    def _valid(self) -> bool:
+        return self._token is not None and time.monotonic() < self._renew_at
 
     async def get(self) -> str:
-        if self._valid(self._token):
+        if self._valid():
             assert self._token is not None
             return self._token.value
         async with self._lock:
-            if not self._valid(self._token):
+            if not self._valid():
                 self.fetches += 1
-                self._token = await self._fetch(self._token)
+                token = await self._fetch(self._token)
+                lifetime = max(token.expires_at - time.monotonic(), 0.0)
+                # A token that lives less than the margin would look expired on arrival and be
+                # fetched again on every call. Half its lifetime still leaves the other half for
+                # the calls in flight, and costs at most two fetches per lifetime.
+                self._renew_at = token.expires_at - min(self._margin, lifetime / 2)
+                self._token = token
             assert self._token is not None
             return self._token.value
 
@@ -176,6 +150,7 @@ class TokenCache:
         # Only the token that was refused: another caller may have replaced it already.
         if self._token is not None and self._token.value == value:
             self._token = Token("", 0.0, self._token.refresh)
+            self._renew_at = 0.0
 
 
 class BearerAuth(httpx.Auth):
@@ -213,9 +188,15 @@ class VendorClient:
         budget: BudgetConfig | None = None,
         name: str = "",
         clock: Callable[[], float] = time.time,
+        max_body_bytes: int = 64 * MIB,
+        body_limits: Mapping[str, int] | None = None,
+        deadline: float | None = None,
     ) -> None:
         self.stats = stats if stats is not None else ApiStats()
         self._retry = retry
+        self._max_body = max_body_bytes
+        self._body_limits = dict(body_limits or {})
+        self._deadline = connect_timeout + timeout if deadline is None else deadline
         self._clock = clock
         self._gate = RateGate(retry.max_retry_after_seconds)
         self._slots = asyncio.Semaphore(max_concurrency)
@@ -228,6 +209,7 @@ class VendorClient:
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             follow_redirects=False,
             transport=transport,
+            event_hooks={"response": [cap_response]},
         )
 
     @classmethod
@@ -252,6 +234,9 @@ class VendorClient:
             max_concurrency=config.max_concurrency,
             budget=config.budget,
             name=config.name,
+            max_body_bytes=config.max_body_bytes,
+            body_limits=config.max_body_bytes_by_endpoint,
+            deadline=config.deadline_seconds,
         )
 
     @property
@@ -322,7 +307,11 @@ class VendorClient:
         for _ in range(max_pages):
             assert url is not None
             reply = await self.request(endpoint, "GET", url, params=params)
-            items.extend(list_items(reply.body, items_key))
+            try:
+                items.extend(list_items(reply.body, items_key))
+            except VendorError:
+                self.stats.parse_errors += 1
+                raise
             seen.add(str(self._client.base_url.join(reply.url)))
             url = reply.links.get("next")
             params = None
@@ -383,54 +372,97 @@ class VendorClient:
     async def _exchange(self, endpoint: str, call: _Call, ticket: Ticket) -> Reply:
         url = self._client.base_url.join(call.path)
         what = f"{call.method} {url.path}"
+        limit = self._body_limits.get(endpoint, self._max_body)
+        request = self._client.build_request(
+            call.method,
+            call.path,
+            params=call.params,
+            json=call.json,
+            data=call.data,
+            headers=call.headers,
+            extensions={BODY_LIMIT: limit},
+        )
+        answered = False
         try:
-            response = await self._client.request(
-                call.method,
-                call.path,
-                params=call.params,
-                json=call.json,
-                data=call.data,
-                headers=call.headers,
-                auth=USE_CLIENT_DEFAULT if call.authenticated else None,
-            )
+            async with asyncio.timeout(self._deadline):
+                response = await self._client.send(
+                    request,
+                    auth=USE_CLIENT_DEFAULT if call.authenticated else None,
+                    stream=True,
+                )
+                answered = True
+                try:
+                    return await self._reply(endpoint, call, ticket, response, limit)
+                finally:
+                    await response.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             self.pacer.release(ticket)
             self.stats.requests[endpoint, _failure(exc)] += 1
             raise TransientError(f"{what}: {_reason(exc)}") from None
-        except httpx.TransportError as exc:
-            self.pacer.observe(ticket, Report())
+        except (httpx.TransportError, TimeoutError) as exc:
+            if not answered:
+                self.pacer.observe(ticket, Report())
             self.stats.requests[endpoint, _failure(exc)] += 1
             raise TransientError(f"{what}: {_reason(exc)}") from None
+        except BodyTooLarge as exc:
+            # Not retried: the vendor would send the same again.
+            if not answered:
+                self.pacer.observe(ticket, Report())
+            self.stats.requests[endpoint, "too_large"] += 1
+            raise VendorError(f"{what}: {exc}") from None
         except BaseException:
             # Cancelled, or a failure in the auth flow: the call may have reached the vendor.
-            self.pacer.observe(ticket, Report())
+            if not answered:
+                self.pacer.observe(ticket, Report())
             raise
+
+    async def _reply(
+        self, endpoint: str, call: _Call, ticket: Ticket, response: httpx.Response, limit: int
+    ) -> Reply:
+        """The answer to a call whose headers have come: an error for its status, else its
+        body, read within ``limit`` bytes and decoded. Settles the call's ticket."""
+        what = f"{call.method} {response.request.url.path}"
         code = response.status_code
-        self.stats.requests[endpoint, str(code)] += 1
-        self._record_budget(endpoint, response.headers, ticket, code)
-        if code == 429:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
-            wait = 1.0 if retry_after is None else retry_after
-            self._gate.block_for(wait)
-            raise RateLimited(f"{what}: HTTP 429 (retry after {wait:g}s)", wait)
-        if code >= 500:
-            raise TransientError(f"{what}: HTTP {code}", code)
-        if code == 401:
-            raise VendorError(f"{what}: HTTP 401 (check the credentials)", code)
-        if code == 204 and call.allow_empty:
-            return Reply(None, response.headers, str(response.url), {})
-        if code >= 300:
+        failed = not 200 <= code < 300 or (code == 204 and call.allow_empty)
+        content = bytearray()
+        try:
+            if failed:
+                # No decision depends on the body of a failure: it is not read.
+                await response.aclose()
+            else:
+                content = await read_body(response, limit)
+        finally:
+            # Only now, and nothing awaited from here on: a pause this starts (a 429, an
+            # exhausted budget) must find the call out of its slot at once.
+            self._record_budget(endpoint, response.headers, ticket, code)
+        if failed:
+            self.stats.requests[endpoint, str(code)] += 1
+            if code == 429:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+                wait = 1.0 if retry_after is None else retry_after
+                self._gate.block_for(wait)
+                raise RateLimited(f"{what}: HTTP 429 (retry after {wait:g}s)", wait)
+            if code >= 500:
+                raise TransientError(f"{what}: HTTP {code}", code)
+            if code == 401:
+                raise VendorError(f"{what}: HTTP 401 (check the credentials)", code)
+            if code == 204:
+                return Reply(None, response.headers, str(response.url), {})
             raise VendorError(f"{what}: HTTP {code}", code)
+        self.stats.requests[endpoint, str(code)] += 1
         links = {
             rel: link["url"] for rel, link in response.links.items() if rel and link.get("url")
         }
-        if call.allow_empty and not response.content.strip():
+        if call.allow_empty and not content.strip():
             return Reply(None, response.headers, str(response.url), links)
         try:
-            body = response.json()
-        except ValueError:
+            body, replaced = decode_json(content)
+        except NotJson as exc:
             self.stats.parse_errors += 1
-            raise VendorError(f"{what}: response is not valid JSON") from None
+            raise VendorError(f"{what}: {exc}") from None
+        if replaced:
+            logger.info("msg=%s endpoint=%s", "replaced bytes that are not UTF-8", endpoint)
+            self.stats.parse_errors += 1
         return Reply(body, response.headers, str(response.url), links)
 
     def _record_budget(
@@ -452,9 +484,11 @@ class VendorClient:
             self._gate.block_for(pause)
 
 
-def _failure(exc: httpx.TransportError) -> str:
-    return "timeout" if isinstance(exc, httpx.TimeoutException) else "error"
+def _failure(exc: httpx.TransportError | TimeoutError) -> str:
+    return "timeout" if isinstance(exc, httpx.TimeoutException | TimeoutError) else "error"
 
 
-def _reason(exc: httpx.TransportError) -> str:
+def _reason(exc: httpx.TransportError | TimeoutError) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out (the call's deadline passed)"
     return "timed out" if isinstance(exc, httpx.TimeoutException) else type(exc).__name__

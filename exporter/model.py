@@ -29,6 +29,18 @@ CUSTOMER_STATUSES: Final = ("active", "inactive", "suspended", "cancelled", "exp
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
+# JSON may escape a lone UTF-16 surrogate ("\ud800"); no UTF-8 encoder accepts one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT: Final = "\ufffd"
+
+
+def valid_text(value: str) -> str:
+    """The text as valid Unicode: each lone surrogate becomes U+FFFD, everything else stays as
+    given. Every vendor string passes through it before it reaches a record, and the renderer
+    may apply it to label values as a last guard."""
+    if value.isascii():
+        return value
+    return _SURROGATE.sub(REPLACEMENT, value)
 
 
 def snake_case(value: str | None) -> str:

@@ -26,7 +26,7 @@ from exporter import __version__
 from exporter import catalogue as m
 from exporter.catalogue import MetricDef
 from exporter.config import MetricsConfig
-from exporter.model import Seat, Snapshot
+from exporter.model import Seat, Snapshot, valid_text
 from exporter.refresh import SourceState
 from exporter.source import Part
 
@@ -40,7 +40,10 @@ class Rows:
         self._rows: defaultdict[MetricDef, list[tuple[tuple[str, ...], float]]] = defaultdict(list)
 
     def add(self, metric: MetricDef, value: float, **labels: str) -> None:
-        self._rows[metric].append((metric.values(labels), float(value)))
+        # Sources clean vendor text already; this is the last guard, since one label the
+        # encoder cannot write would fail every source's scrape.
+        values = tuple(valid_text(v) for v in metric.values(labels))
+        self._rows[metric].append((values, float(value)))
 
     def families(self) -> list[tuple[MetricDef, Metric]]:
         """Each metric with rows and its family, by name; samples sorted by label values."""

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -19,6 +20,7 @@ from starlette.routing import Route
 from exporter import __version__
 from exporter.config import Config
 from exporter.exposition import Exposition, wants_gzip, wants_openmetrics
+from exporter.limits import PROBES, ConcurrencyLimit
 from exporter.refresh import Scheduler, SourceState
 
 logger = logging.getLogger(__name__)
@@ -119,6 +121,7 @@ def create_app(
             Route("/-/healthy", healthy),
             Route("/-/ready", ready),
         ],
+        middleware=[Middleware(ConcurrencyLimit, limit=config.web.max_concurrency, exempt=PROBES)],
         lifespan=lifespan,
     )
     app.state.exposition = exposition

@@ -6,8 +6,9 @@ those files during validation, so a loaded config holds every secret it needs.
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
-from typing import Annotated, ClassVar, Self
+from typing import Annotated, ClassVar, Final, Self
 
 from pydantic import (
     BaseModel,
@@ -19,7 +20,13 @@ from pydantic import (
     model_validator,
 )
 
+from exporter.config_errors import setting_error, unknown_names
+
 PositiveSeconds = Annotated[float, Field(gt=0)]
+# A secret file holds one key: more is a mistake (a certificate bundle, a log, /dev/zero).
+MAX_SECRET_FILE_BYTES: Final = 64 * 1024
+BodyBytes = Annotated[int, Field(ge=1024)]
+MIB = 1024 * 1024
 
 
 class Strict(BaseModel):
@@ -66,6 +73,31 @@ class SourceBase(Strict):
     stall_seconds: PositiveSeconds = 600.0
     retry: RetryConfig = RetryConfig()
     budget: BudgetConfig = BudgetConfig()
+    # The most one vendor answer may hold (decompressed); more fails that call, counted as
+    # code="too_large". Generous: a vendor's longest list (10,000 seats) is a few MiB.
+    max_body_bytes: BodyBytes = 64 * MIB
+    # Per endpoint (the names `cache.endpoints` takes), over max_body_bytes.
+    max_body_bytes_by_endpoint: dict[str, BodyBytes] = Field(default_factory=dict)
+    # How long one call may take in all: the connect, the headers and the whole body. Default:
+    # connect_timeout_seconds + timeout_seconds (which bound each step, not the sum of reads).
+    request_deadline_seconds: PositiveSeconds | None = None
+
+    @property
+    def deadline_seconds(self) -> float:
+        if self.request_deadline_seconds is not None:
+            return self.request_deadline_seconds
+        return self.connect_timeout_seconds + self.timeout_seconds
+
+    # The vendor's endpoints, which max_body_bytes_by_endpoint may name (none: any name).
+    ENDPOINTS: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("max_body_bytes_by_endpoint")
+    @classmethod
+    def _known_endpoints(cls, value: dict[str, int]) -> dict[str, int]:
+        problem = unknown_names(value, cls.ENDPOINTS, "endpoint") if cls.ENDPOINTS else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("base_url")
     @classmethod
@@ -84,11 +116,13 @@ class SourceBase(Strict):
             value, path = getattr(self, name), getattr(self, f"{name}_file")
             if value is not None and path is not None:
                 raise ValueError(f"{name} and {name}_file are mutually exclusive")
+            secret = None
             if path is not None:
-                object.__setattr__(self, name, _read_secret_file(path))
-            elif value is not None and not value.get_secret_value():
-                object.__setattr__(self, name, None)
-            if name in self.REQUIRED_SECRETS and getattr(self, name) is None:
+                secret = _checked(f"{name}_file", _read_secret_file(f"{name}_file", path))
+            elif value is not None and value.get_secret_value().strip():
+                secret = _checked(name, value.get_secret_value())
+            object.__setattr__(self, name, secret)
+            if name in self.REQUIRED_SECRETS and secret is None:
                 raise ValueError(f"{name} (or {name}_file) is required")
         return self
 
@@ -103,14 +137,40 @@ class SourceBase(Strict):
         return value.get_secret_value()
 
 
-def _read_secret_file(path: Path) -> SecretStr:
+# Neither the path nor the content is ever quoted: a secret pasted under `<name>_file` is the
+# "path", and the key names which setting to look at.
+def _read_secret_file(key: str, path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_SECRET_FILE_BYTES + 1)
     except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+        problem = f"cannot read the file ({exc.strerror or type(exc).__name__})"
+        raise setting_error(key, problem) from None
+    except ValueError:
+        # A NUL or an unencodable character in the path.
+        raise setting_error(key, "not a usable file path") from None
+    if len(raw) > MAX_SECRET_FILE_BYTES:
+        limit = MAX_SECRET_FILE_BYTES // 1024
+        raise setting_error(
+            key, f"the file is larger than {limit} KiB; it must hold the secret only"
+        )
+    try:
+        # utf-8-sig: editors on Windows start a file with a byte order mark.
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ValueError(f"cannot read {path}: not UTF-8 text") from None
+        raise setting_error(key, "the file is not UTF-8 text") from None
+    if not text.strip():
+        raise setting_error(key, "the file is empty")
+    return text
+
+
+def _checked(key: str, text: str) -> SecretStr:
     value = text.strip()
-    if not value:
-        raise ValueError(f"{path} is empty")
+    # A line break, NUL or other control character inside a secret is a paste or file accident
+    # (two keys in one file, a binary file), and in a header the HTTP library would refuse it
+    # only at request time, quoting the value.
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise setting_error(
+            key, "holds a line break, NUL or other control character; a secret is one line of text"
+        )
     return SecretStr(value)

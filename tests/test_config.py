@@ -138,7 +138,8 @@ BAD_CASES = {
     ),
     "unreadable secret file": (
         "sources:\n  - {name: a, type: datto, public_key: p, private_key_file: /nonexistent/key}\n",
-        ["sources[0]: cannot read /nonexistent/key: No such file or directory"],
+        # The key, not the path: a secret pasted under the _file key would be the path.
+        ["sources[0].private_key_file: cannot read the file (No such file or directory)"],
     ),
     "credentials in the url": (
         "sources:\n  - {name: a, type: datto, public_key: p, private_key: SECRET,"

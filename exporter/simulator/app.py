@@ -19,9 +19,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from exporter import vendors
-from exporter.simulator.faults import Fault, first_match, parse_fault
+from exporter.simulator.faults import BODY_KINDS, Fault, first_match, parse_fault
 from exporter.simulator.fleet import Fleet, generate_fleet
-from exporter.simulator.routes import VendorRoute, error, respond
+from exporter.simulator.routes import VendorRoute, error, hostile_body, respond, rewritten
 from exporter.simulator.world import Credentials, Shape, VendorSim, World
 
 logger = logging.getLogger(__name__)
@@ -233,6 +233,8 @@ class Simulator:
                 now = self.clock()
             elif fault.kind in ("link_cycle", "cross_origin"):
                 request.state.fault = fault
+            elif fault.kind in BODY_KINDS:
+                return hostile_body(fault, headers, request)
             elif fault.kind == "429":
                 headers["Retry-After"] = str(math.ceil(fault.retry_after))
                 return JSONResponse(
@@ -245,7 +247,7 @@ class Simulator:
                     headers=headers,
                     media_type="application/json",
                 )
-            else:
+            elif fault.kind != "rewrite":
                 return JSONResponse(
                     {"code": int(fault.kind), "message": "simulated failure"},
                     int(fault.kind),
@@ -257,6 +259,8 @@ class Simulator:
                 {"code": 429, "message": "API limit exceeded"}, 429, headers=headers
             )
         response = respond(await route.handler(request, now))
+        if fault is not None and fault.kind == "rewrite":
+            response = rewritten(response, fault)
         response.headers.update(headers)
         return response
 

@@ -5,16 +5,25 @@ the simulator refuses a fault whose route none of its vendors serves.
 ``customer`` matches the route's first path parameter (a customer, instance or job id).
 ``link_cycle`` and ``cross_origin`` corrupt the ``next`` link of Link-paginated lists.
 
+The hostile vendor's bodies: ``huge`` (``bytes=`` of JSON, its length declared), ``endless``
+(a JSON array that never ends, no length), ``trickle`` (one byte every ``delay_ms``, ``bytes=``
+in all), ``deep_json`` (arrays nested ``depth=`` deep), and ``rewrite`` (the route's real answer
+passed through ``edit=``: ``duplicate`` every list's items, append a lone ``surrogate`` to every
+string, make every number ``nan`` or ``negative``, or a ``wrong_shape`` body; tests may set any
+``Fault.edit``). A streamed body counts what it sent in ``Fault.sent``.
+
 ``504@seats?min_seats=40``, ``429@domains?retry_after=2&times=1``, ``hang@*``,
-``slow@applications?delay_ms=500``, ``malformed@seats?customer=1003``, ``401@*``.
+``slow@applications?delay_ms=500``, ``malformed@seats?customer=1003``, ``401@*``,
+``endless@seats``, ``trickle@domains?delay_ms=100``, ``rewrite@seats?edit=duplicate``.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 from urllib.parse import unquote_plus
 
 KINDS: Final = (
@@ -27,8 +36,16 @@ KINDS: Final = (
     "hang",
     "link_cycle",
     "cross_origin",
+    "huge",
+    "endless",
+    "trickle",
+    "deep_json",
+    "rewrite",
 )
+# Kinds whose whole body the fault makes; `rewrite` edits the route's own.
+BODY_KINDS: Final = frozenset({"huge", "endless", "trickle", "deep_json"})
 HANG_MS: Final = 3_600_000.0
+TRICKLE_MS: Final = 100.0
 
 _lock = threading.Lock()
 
@@ -44,6 +61,13 @@ class Fault:
     delay_ms: float = 2000.0
     # cross_origin: where the bad `next` link points.
     origin: str = "http://127.0.0.1:9"
+    # huge, trickle: the body's length; deep_json: how deep its arrays nest.
+    size: int = 128 * 1024 * 1024
+    depth: int = 100_000
+    # rewrite: the route's decoded answer in, the one to send out.
+    edit: Callable[[Any], Any] | None = None
+    # Bytes of a streamed body handed to the server so far.
+    sent: int = 0
 
     def matches(self, route: str, customer: str | None, seats: int | None) -> bool:
         if self.route not in ("*", route):
@@ -69,6 +93,41 @@ def first_match(
                 fault.consume()
                 return fault
     return None
+
+
+def _each(node: Any, leaf: Callable[[Any], Any]) -> Any:
+    """The document with ``leaf`` applied to every string and number in it (not to keys)."""
+    if isinstance(node, dict):
+        return {k: _each(v, leaf) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_each(v, leaf) for v in node]
+    return leaf(node)
+
+
+def _duplicate(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _duplicate(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_duplicate(v) for v in node for _ in range(2)]
+    return node
+
+
+def _number(change: Callable[[float], float]) -> Callable[[Any], Any]:
+    def leaf(value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return change(value)
+        return value
+
+    return leaf
+
+
+EDITS: Final[dict[str, Callable[[Any], Any]]] = {
+    "duplicate": _duplicate,
+    "surrogate": lambda body: _each(body, lambda v: v + "\ud800" if isinstance(v, str) else v),
+    "nan": lambda body: _each(body, _number(lambda _: math.nan)),
+    "negative": lambda body: _each(body, _number(lambda v: -v - 1)),
+    "wrong_shape": lambda _: {"unexpected": "shape"},
+}
 
 
 def _count(spec: str, key: str, value: str) -> int:
@@ -97,7 +156,8 @@ def parse_fault(spec: str) -> Fault:
         raise ValueError(f"fault {spec!r}: unknown kind {kind!r} (one of {', '.join(KINDS)})")
     if not route:
         raise ValueError(f"fault {spec!r}: expected KIND@ROUTE, e.g. 504@seats")
-    fault = Fault(kind, route, delay_ms=HANG_MS if kind == "hang" else 2000.0)
+    delay = {"hang": HANG_MS, "trickle": TRICKLE_MS}.get(kind, 2000.0)
+    fault = Fault(kind, route, delay_ms=delay)
     seen: set[str] = set()
     for pair in query.split("&") if query else ():
         key, eq, value = pair.partition("=")
@@ -119,9 +179,19 @@ def parse_fault(spec: str) -> Fault:
             fault.delay_ms = _amount(spec, key, value)
         elif key == "origin":
             fault.origin = value
+        elif key == "bytes":
+            fault.size = _count(spec, key, value)
+        elif key == "depth":
+            fault.depth = _count(spec, key, value)
+        elif key == "edit":
+            if value not in EDITS:
+                raise ValueError(f"fault {spec!r}: edit={value!r} (one of {', '.join(EDITS)})")
+            fault.edit = EDITS[value]
         else:
             raise ValueError(
-                f"fault {spec!r}: unknown key {key!r} "
-                "(one of customer, min_seats, times, retry_after, delay_ms, origin)"
+                f"fault {spec!r}: unknown key {key!r} (one of customer, min_seats, times, "
+                "retry_after, delay_ms, origin, bytes, depth, edit)"
             )
+    if kind == "rewrite" and fault.edit is None:
+        raise ValueError(f"fault {spec!r}: rewrite needs edit= (one of {', '.join(EDITS)})")
     return fault

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from exporter.simulator.faults import Fault
+
+CHUNK: Final = 64 * 1024
 
 Handler = Callable[[Request, float], Awaitable[Any]]
 
@@ -54,3 +60,59 @@ def page_links(request: Request, page: int, pages: int, *, next_url: str | None 
     elif page < pages:
         links.append(f'<{url(page + 1)}>; rel="next"')
     return ", ".join(links)
+
+
+def hostile_body(fault: Fault, headers: dict[str, str], request: Request) -> Response:
+    """The whole answer of a ``huge``, ``endless``, ``trickle`` or ``deep_json`` fault. A
+    streamed one ends when the client goes: the server would take the rest in vain."""
+    if fault.kind == "deep_json":
+        return Response(b"[" * fault.depth + b"]" * fault.depth, 200, headers, "application/json")
+    if fault.kind == "trickle":
+        body = _trickle(fault, request)
+    else:
+        body = _array(fault, None if fault.kind == "endless" else fault.size, request)
+    if fault.kind == "huge":
+        headers = {**headers, "Content-Length": str(max(fault.size, 2))}
+    return StreamingResponse(body, 200, headers, "application/json")
+
+
+async def _array(fault: Fault, size: int | None, request: Request) -> AsyncIterator[bytes]:
+    """An empty JSON array padded to ``size`` bytes (at least 2), or ``[0,0,...`` without end."""
+    yield b"["
+    fault.sent += 1
+    left = None if size is None else max(size, 2) - 2
+    while (left is None or left > 0) and not await request.is_disconnected():
+        chunk = b"0," * (CHUNK // 2) if left is None else b" " * min(left, CHUNK)
+        if left is not None:
+            left -= len(chunk)
+        yield chunk
+        fault.sent += len(chunk)
+    yield b"]"
+    fault.sent += 1
+
+
+async def _trickle(fault: Fault, request: Request) -> AsyncIterator[bytes]:
+    """An empty array padded with ``size`` spaces, one every ``delay_ms``: each read brings
+    a byte, the whole never comes in time."""
+    yield b"["
+    for _ in range(max(fault.size - 2, 0)):
+        await asyncio.sleep(fault.delay_ms / 1000)
+        if await request.is_disconnected():
+            return
+        yield b" "
+        fault.sent += 1
+    yield b"]"
+
+
+def rewritten(response: Response, fault: Fault) -> Response:
+    """The route's JSON answer passed through the fault's edit and sent as JSON may be: lone
+    surrogates escaped, NaN as the bare word. Any other answer passes unchanged."""
+    media = response.headers.get("content-type", "")
+    if fault.edit is None or not media.startswith("application/json") or not response.body:
+        return response
+    body = fault.edit(json.loads(bytes(response.body)))
+    headers = {
+        k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")
+    }
+    content = json.dumps(body, ensure_ascii=True, allow_nan=True).encode()
+    return Response(content, response.status_code, headers, "application/json")

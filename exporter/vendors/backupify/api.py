@@ -8,6 +8,7 @@ decides about caching or about which customer a failure belongs to (``source.py`
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
@@ -98,7 +99,12 @@ class BackupifyApi:
         # token_type is not checked: the swagger says "bearer_token", OAuth servers "bearer",
         # and either way the token goes out as `Authorization: Bearer`, which is what works.
         lifetime = body.get("expires_in")
-        if not isinstance(lifetime, int | float) or isinstance(lifetime, bool) or lifetime <= 0:
+        if (
+            not isinstance(lifetime, int | float)
+            or isinstance(lifetime, bool)
+            or not math.isfinite(lifetime)
+            or lifetime <= 0
+        ):
             lifetime = DEFAULT_TOKEN_LIFETIME
         return Token(token, time.monotonic() + float(lifetime))
 

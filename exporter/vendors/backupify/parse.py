@@ -45,9 +45,17 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-from exporter.http import list_items
 from exporter.model import TERMINAL_STATUSES, UNKNOWN
-from exporter.parsing import Int, Problems, Text, Timestamp, VendorModel, alias, parse_records
+from exporter.parsing import (
+    Int,
+    Problems,
+    Text,
+    Timestamp,
+    VendorModel,
+    alias,
+    items_of,
+    parse_records,
+)
 
 DAY: Final = 86400.0
 
@@ -70,6 +78,8 @@ STATUSES: Final[Mapping[str, str]] = {
 INTERVALS: Final[Mapping[str, float | None]] = {"daily": DAY, "weekly": 7 * DAY, "off": None}
 
 _SEPARATORS = re.compile(r"[\s\-]+")
+# Longer digit strings are not ids that order by number (and int() refuses past 4,300 digits).
+_MAX_NUMERIC_ID: Final = 30
 
 
 def _word(value: object) -> str | None:
@@ -136,7 +146,8 @@ class ExportRecord(VendorModel):
 
 def _id_order(record: BackupRecord | ExportRecord) -> tuple[int, float, str]:
     raw = record.id or ""
-    return (int(raw) if raw.isdigit() else -1, record.started_at or 0.0, raw)
+    numeric = raw.isascii() and raw.isdigit() and len(raw) <= _MAX_NUMERIC_ID
+    return (int(raw) if numeric else -1, record.started_at or 0.0, raw)
 
 
 def finished(record: BackupRecord) -> bool:
@@ -148,7 +159,8 @@ def newest_finished(records: list[BackupRecord]) -> BackupRecord | None:
 
 
 def parse_backups(body: Any, problems: Problems) -> list[BackupRecord]:
-    return parse_records(list_items(body, "backups"), BackupRecord, problems, "backups")
+    items = items_of(body, "backups", problems, "backups")
+    return parse_records(items, BackupRecord, problems, "backups")
 
 
 def parse_active(body: Any, problems: Problems) -> BackupRecord | None:
@@ -163,7 +175,10 @@ def parse_active(body: Any, problems: Problems) -> BackupRecord | None:
 
 def parse_exports(body: Any, problems: Problems) -> list[ExportRecord]:
     # The swagger documents this list's 200 body as one export object: read that as a page of one.
-    items = [body] if isinstance(body, dict) and "id" in body else list_items(body, "exports")
+    if isinstance(body, dict) and "id" in body:
+        items = [body]
+    else:
+        items = items_of(body, "exports", problems, "exports")
     return parse_records(items, ExportRecord, problems, "exports", lambda r: bool(r.id))
 
 

@@ -13,6 +13,20 @@ from exporter.settings import PositiveSeconds, SourceBase
 class BackupifySettings(SourceBase):
     SECRETS = ("client_secret",)
     REQUIRED_SECRETS = ("client_secret",)
+    # The endpoint labels of its calls (saas_backup_api_requests_total).
+    ENDPOINTS = frozenset(
+        {
+            "token",
+            "customers",
+            "customer_instances",
+            "definition",
+            "definitions",
+            "instances",
+            "active_backup",
+            "backups",
+            "exports",
+        }
+    )
 
     vendor: Literal["backupify"] = Field(alias="type")
     base_url: HttpUrl = HttpUrl("https://api.backupify.com")

@@ -46,6 +46,7 @@ from exporter.model import (
     customer_status,
     snake_case,
 )
+from exporter.parsing import first_by_id
 from exporter.source import FetchError, Listing, Part, Reading, Store, read_root
 from exporter.vendors.backupify.api import BackupifyApi
 from exporter.vendors.backupify.parse import (
@@ -187,6 +188,8 @@ class BackupifySource:
                 )
                 for r in wanted
             ]
+        # An instance listed twice is one instance: never two series.
+        listed = first_by_id(listed, lambda item: item.record.id)
         # The name is a "vendor provided ID": shown exactly as given.
         customer = (
             Customer(customer_id, unit.name or customer_id, "", UNKNOWN, UNKNOWN)

@@ -28,13 +28,26 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     WrapValidator,
 )
 
 from exporter.http import Token, VendorError
-from exporter.model import UNKNOWN, snake_case
-from exporter.parsing import Float, Problems, Text, VendorModel, alias, lenient, parse_records
+from exporter.model import UNKNOWN, snake_case, valid_text
+from exporter.parsing import (
+    Float,
+    Problems,
+    RawDict,
+    RawList,
+    Text,
+    VendorModel,
+    alias,
+    lenient,
+    parse_records,
+    plausible,
+    wrong_shape,
+)
 
 DEFAULT_TOKEN_LIFETIME: Final = 3600.0
 JOB_KINDS: Final = {"restore": "restore", "download": "download", "export": "download"}
@@ -72,21 +85,29 @@ def _cloudally_time(value: Any) -> Any:
     text = value.strip()
     if not text:
         return None
-    if text.isascii() and text.isdigit():
-        if len(text) != COMPACT_DIGITS:
-            raise ValueError("not yyyymmddhhmmss")
-        return datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=UTC).timestamp()
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    if not text.isascii():
+        raise ValueError("not a time")
+    try:
+        if text.isdigit():
+            if len(text) != COMPACT_DIGITS:
+                raise ValueError("not yyyymmddhhmmss")
+            return datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=UTC).timestamp()
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    except OverflowError:
+        raise ValueError("not a time") from None
 
 
-CloudAllyTime = Annotated[float | None, BeforeValidator(_cloudally_time), WrapValidator(lenient)]
+CloudAllyTime = Annotated[
+    float | None,
+    BeforeValidator(_cloudally_time),
+    AfterValidator(plausible),
+    WrapValidator(lenient),
+]
 # One malformed date drops that date (counted), not the other sources' dates.
 BackupDates = Annotated[dict[str, CloudAllyTime] | None, WrapValidator(lenient)]
-RawList = Annotated[list[Any] | None, WrapValidator(lenient)]
-RawDict = Annotated[dict[str, Any] | None, WrapValidator(lenient)]
 
 
 class TaskRecord(VendorModel):
@@ -113,7 +134,7 @@ class TaskRecord(VendorModel):
         if self.progress is None or self.progress.get("cancelled") is True:
             return None
         state = self.progress.get("state")
-        return state.strip() or None if isinstance(state, str) else None
+        return valid_text(state.strip()) or None if isinstance(state, str) else None
 
     @property
     def service(self) -> str | None:
@@ -305,28 +326,46 @@ def product(service: str | None) -> str:
     return UNKNOWN
 
 
-def token_from(body: Any, what: str) -> Token:
+def token_from(body: Any, what: str, problems: Problems) -> Token:
     if isinstance(body, dict) and isinstance(body.get("data"), dict):
         body = body["data"]
     if not isinstance(body, dict):
-        raise VendorError(f"{what}: unexpected response shape")
+        raise wrong_shape(problems, what)
     access = next(
         (body[k] for k in ("accessToken", "access_token", "token") if isinstance(body.get(k), str)),
         None,
     )
     if not access:
         raise VendorError(f"{what}: no access token in the response")
+    # It goes out in a header, which takes printable ASCII only.
+    if not _printable(access):
+        problems.add(what, "access token not printable ASCII")
+        raise VendorError(f"{what}: the access token is not printable ASCII")
     refresh = next(
         (body[k] for k in ("refreshToken", "refresh_token") if isinstance(body.get(k), str)),
         None,
     )
+    if refresh is not None and not _printable(refresh):
+        problems.add(what, "refresh token not printable ASCII")
+        refresh = None
     lifetime = next(
-        (body[k] for k in ("expiresIn", "expires_in") if isinstance(body.get(k), int | float)),
+        (body[k] for k in ("expiresIn", "expires_in") if k in body),
         DEFAULT_TOKEN_LIFETIME,
     )
-    if lifetime <= 0:
+    if not _lifetime(lifetime):
         lifetime = DEFAULT_TOKEN_LIFETIME
     return Token(access, time.monotonic() + float(lifetime), refresh)
+
+
+def _printable(token: str) -> bool:
+    return token.isascii() and token.isprintable()
+
+
+def _lifetime(value: object) -> bool:
+    """Seconds a token lives, as a vendor may say it; a year at most."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 < value <= 366 * 86400
 
 
 def application_names(tasks: list[TaskRecord]) -> dict[str, str]:

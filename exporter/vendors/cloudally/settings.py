@@ -13,6 +13,10 @@ from exporter.settings import PositiveSeconds, SourceBase
 class CloudAllySettings(SourceBase):
     SECRETS = ("client_secret", "password")
     REQUIRED_SECRETS = ("client_secret",)
+    # The endpoint labels of its calls (saas_backup_api_requests_total).
+    ENDPOINTS = frozenset(
+        {"token", "backup_tasks", "partner_tasks", "partner_status", "restore_status"}
+    )
 
     vendor: Literal["cloudally"] = Field(alias="type")
     base_url: HttpUrl = HttpUrl("https://api.cloudally.com")

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -28,7 +28,6 @@ from exporter.http import (
     TokenCache,
     VendorClient,
     VendorError,
-    list_items,
 )
 from exporter.model import (
     TERMINAL_STATUSES,
@@ -38,7 +37,7 @@ from exporter.model import (
     RestoreJob,
     Snapshot,
 )
-from exporter.parsing import Problems, parse_records
+from exporter.parsing import Problems, first_by_id, items_of, parse_records
 from exporter.source import FetchError, Listing, Part, Reading, Store, read_root
 from exporter.vendors.cloudally.parse import (
     JobRecord,
@@ -60,11 +59,17 @@ from exporter.vendors.cloudally.settings import CloudAllySettings
 
 logger = logging.getLogger(__name__)
 
+R = TypeVar("R", TaskRecord, JobRecord)
+
 
 @dataclass(frozen=True, slots=True)
 class PartnerTasks:
     backups: list[TaskRecord]
     jobs: list[JobRecord]
+
+
+def _distinct(records: list[R]) -> list[R]:
+    return first_by_id(records, lambda r: r.id)
 
 
 def _not_found(exc: VendorError) -> bool:
@@ -118,6 +123,9 @@ class CloudAllySource:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    def _problems(self) -> Problems:
+        return Problems(self.stats, self._clock())
+
     async def _fetch_token(self, previous: Token | None) -> Token:
         if previous is not None and previous.refresh:
             try:
@@ -128,7 +136,7 @@ class CloudAllySource:
                     json={"refreshToken": previous.refresh},
                     authenticated=False,
                 )
-                return token_from(reply.body, "POST /auth/refresh")
+                return token_from(reply.body, "POST /auth/refresh", self._problems())
             except VendorError as exc:
                 logger.info("msg=%s reason=%s", "token refresh failed, logging in again", exc)
         return await self._login()
@@ -151,7 +159,7 @@ class CloudAllySource:
         reply = await self._client.request(
             "token", "POST", "/auth/partner", json=body, authenticated=False
         )
-        return token_from(reply.body, "POST /auth/partner")
+        return token_from(reply.body, "POST /auth/partner", self._problems())
 
     async def _pages(self, endpoint: str, path: str) -> list[Any] | None:
         """Every item of a paged listing, up to ``max_pages``; None if the API answers 404
@@ -178,7 +186,7 @@ class CloudAllySource:
             if number in numbers:
                 return self._cycle(endpoint, items)
             numbers.add(number)
-            items.extend(list_items(reply.body, "data"))
+            items.extend(items_of(reply.body, "data", self._problems(), endpoint))
             total = body.get("totalPages")
             token, next_number = _next_page(body)
             if token is None and next_number is None:
@@ -207,21 +215,23 @@ class CloudAllySource:
         items = await self._pages("partner_tasks", "/v1/partners/tasks")
         if items is None:
             return PartnerTasks([], [])
-        backups, jobs = split_partner_tasks(items, Problems(self.stats))
-        return PartnerTasks(backups, jobs)
+        backups, jobs = split_partner_tasks(items, self._problems())
+        # A task or job listed twice (pages that overlap) is one: never two series.
+        return PartnerTasks(_distinct(backups), _distinct(jobs))
 
     async def _load_backup_tasks(self) -> list[TaskRecord]:
         items = await self._pages("backup_tasks", "/v1/backup-tasks")
-        return parse_records(
-            items or [], TaskRecord, Problems(self.stats), "backup-tasks", lambda r: bool(r.id)
+        records = parse_records(
+            items or [], TaskRecord, self._problems(), "backup-tasks", lambda r: bool(r.id)
         )
+        return _distinct(records)
 
     async def _load_statuses(self) -> Statuses:
         items = await self._pages("partner_status", "/v1/partners/status")
         if items is None:
             logger.debug("msg=%s", "no /v1/partners/status here: live task statuses unknown")
             return Statuses(False, {}, {})
-        return statuses_from(items, Problems(self.stats))
+        return statuses_from(items, self._problems())
 
     async def _load_job_status(self, job_id: str) -> JobStatusRecord:
         reply = await self._client.request(
@@ -230,7 +240,8 @@ class CloudAllySource:
         body = reply.body
         if isinstance(body, dict) and isinstance(body.get("data"), dict):
             body = body["data"]
-        records = parse_records([body], JobStatusRecord, Problems(self.stats), "restore")
+        # parse_records counts a body that is not a record.
+        records = parse_records([body], JobStatusRecord, self._problems(), "restore")
         if not records:
             raise VendorError(f"GET /v1/restore/{job_id}: unexpected response shape")
         return records[0]

@@ -28,7 +28,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from exporter.http import VendorError
 from exporter.model import (
     UNKNOWN,
     ApplicationBackup,
@@ -42,11 +41,15 @@ from exporter.parsing import (
     Float,
     Int,
     Problems,
+    RawDict,
     Text,
     Timestamp,
     VendorModel,
+    first_by_id,
     parse_records,
+    plausible_time,
     unwrap_list,
+    wrong_shape,
 )
 
 LICENSE_STATES: Final = {
@@ -93,7 +96,7 @@ class DomainRecord(VendorModel):
     productType: Text = None
     status: Text = None
     seatsUsed: Int = None
-    backupStats: dict[str, Any] | None = None
+    backupStats: RawDict = None
 
 
 class SeatRecord(VendorModel):
@@ -151,7 +154,10 @@ def to_customer(record: DomainRecord, problems: Problems) -> Customer:
         stats = BackupStats.model_validate(record.backupStats, context={"problems": problems})
     ratio = None
     if stats is not None and stats.backupPercentage is not None:
-        ratio = stats.backupPercentage / 100.0
+        if stats.backupPercentage <= 100:
+            ratio = stats.backupPercentage / 100.0
+        else:
+            problems.add("backupStats.backupPercentage", "over 100")
     product = snake_case(record.productType)
     return Customer(
         id=cid,
@@ -169,7 +175,7 @@ def to_customer(record: DomainRecord, problems: Problems) -> Customer:
 def parse_domains(body: Any, problems: Problems) -> list[Customer]:
     items = unwrap_list(body, "domains")
     if items is None:
-        raise VendorError("GET /v1/saas/domains: unexpected response shape")
+        raise wrong_shape(problems, "GET /v1/saas/domains")
     records = parse_records(
         items, DomainRecord, problems, "domains", lambda r: bool(r.saasCustomerId)
     )
@@ -183,9 +189,10 @@ def parse_domains(body: Any, problems: Problems) -> list[Customer]:
 def parse_seats(body: Any, customer_id: str, problems: Problems) -> list[Seat]:
     items = unwrap_list(body, "seats")
     if items is None:
-        raise VendorError(f"GET /v1/saas/{customer_id}/seats: unexpected response shape")
+        raise wrong_shape(problems, f"GET /v1/saas/{customer_id}/seats")
     seats = []
-    for record in parse_records(items, SeatRecord, problems, "seats", lambda r: bool(r.remoteId)):
+    records = parse_records(items, SeatRecord, problems, "seats", lambda r: bool(r.remoteId))
+    for record in first_by_id(records, lambda r: r.remoteId):
         seat_id = record.remoteId or ""
         seats.append(
             Seat(
@@ -223,22 +230,30 @@ def fully_protected(value: object, fetched_at: float, problems: Problems) -> flo
         text = value.strip()
         bucket = _BUCKET.match(text.upper())
         if bucket is not None:
-            return math.ceil(fetched_at / HOUR) * HOUR - int(bucket.group(1)) * DAY
-        if not text.isdigit():
+            bound = math.ceil(fetched_at / HOUR) * HOUR - int(bucket.group(1)) * DAY
+            return _plausible(bound, fetched_at, problems)
+        if not (text.isascii() and text.isdigit()):
             problems.add("lastFullyProtectedTime", "unreadable bucket")
             return None
         value = int(text)
     if not isinstance(value, int | float) or not 1e11 < value < 1e14:
         problems.add("lastFullyProtectedTime", "not epoch milliseconds")
         return None
-    return float(value) / 1000.0
+    return _plausible(float(value) / 1000.0, fetched_at, problems)
 
 
-def envelopes(body: Any) -> list[dict[str, Any]]:
+def _plausible(seconds: float, fetched_at: float, problems: Problems) -> float | None:
+    if plausible_time(seconds, fetched_at):
+        return seconds
+    problems.add("lastFullyProtectedTime", "implausible time")
+    return None
+
+
+def envelopes(body: Any, problems: Problems) -> list[dict[str, Any]]:
     candidates = body if isinstance(body, list) else [body]
     envelopes = [e for e in candidates if isinstance(e, dict) and isinstance(e.get("items"), list)]
     if not envelopes and candidates:
-        raise VendorError("applications: unexpected response shape")
+        raise wrong_shape(problems, "applications")
     return envelopes
 
 

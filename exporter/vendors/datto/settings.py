@@ -13,6 +13,8 @@ from exporter.settings import SourceBase
 class DattoSettings(SourceBase):
     SECRETS = ("private_key",)
     REQUIRED_SECRETS = ("private_key",)
+    # The endpoint labels of its calls (saas_backup_api_requests_total).
+    ENDPOINTS = frozenset({"domains", "seats", "applications"})
 
     vendor: Literal["datto"] = Field(alias="type")
     base_url: HttpUrl = HttpUrl("https://api.datto.com")
@@ -21,3 +23,6 @@ class DattoSettings(SourceBase):
     private_key_file: Path | None = None
     applications_days: Annotated[int, Field(ge=1, le=30)] = 10
     applications_page_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    # Pages of /applications read per customer, whatever its totalPages says. One page holds
+    # a customer's applications (one item each in the spec's shape, one in all live).
+    applications_max_pages: Annotated[int, Field(ge=1, le=1000)] = 10

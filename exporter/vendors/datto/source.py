@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -28,8 +28,6 @@ from exporter.vendors.datto.parse import (
 from exporter.vendors.datto.settings import DattoSettings
 
 logger = logging.getLogger(__name__)
-
-MAX_PAGES: Final = 100
 
 
 class DattoSource:
@@ -62,31 +60,39 @@ class DattoSource:
     ) -> Any:
         return await self._client.get_json(endpoint, path, params)
 
+    def _problems(self) -> Problems:
+        return Problems(self.stats, self._clock())
+
     async def _load_domains(self) -> list[Customer]:
         body = await self._get("domains", "/v1/saas/domains")
-        return parse_domains(body, Problems(self.stats))
+        return parse_domains(body, self._problems())
 
     async def _load_seats(self, customer_id: str) -> list[Seat]:
         body = await self._get("seats", f"/v1/saas/{quote(customer_id, safe='')}/seats")
-        return parse_seats(body, customer_id, Problems(self.stats))
+        return parse_seats(body, customer_id, self._problems())
 
     async def _load_applications(self, customer_id: str) -> Applications:
         path = f"/v1/saas/{quote(customer_id, safe='')}/applications"
+        problems = self._problems()
         items: list[Any] = []
-        page = 1
-        while True:
+        limit = self._settings.applications_max_pages
+        for page in range(1, limit + 1):
             params: dict[str, str | int] = {
                 "daysUntil": self._settings.applications_days,
                 "_page": page,
                 "_perPage": self._settings.applications_page_size,
             }
-            found = envelopes(await self._get("applications", path, params))
-            for envelope in found:
-                items.extend(envelope["items"])
-            if page >= min(total_pages(found), MAX_PAGES):
+            found = envelopes(await self._get("applications", path, params), problems)
+            fresh = [item for envelope in found for item in envelope["items"]]
+            items.extend(fresh)
+            # An empty page ends the list whatever totalPages claims.
+            if not fresh or page >= total_pages(found):
                 break
-            page += 1
-        return parse_application_items(items, customer_id, Problems(self.stats), self._clock())
+        else:
+            logger.warning(
+                "msg=%s endpoint=%s pages=%s", "stopped at the page limit", "applications", limit
+            )
+        return parse_application_items(items, customer_id, problems, self._clock())
 
     async def listing(self, store: Store) -> Listing[Customer]:
         customers, reading = await read_root(store, "customer list", "domains", self._load_domains)
