@@ -4,7 +4,7 @@ VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-DEBIAN_TOOLS := prometheus prometheus-alertmanager
+DEBIAN_TOOLS := prometheus prometheus-alertmanager chromium
 
 .PHONY: demo test lint tools bench dashboards alerts clean
 
@@ -18,16 +18,18 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/saas-backup-exporter demo
 
-# promtool, amtool, prometheus and alertmanager come from Debian's packages. Installed here when
-# missing and possible; under CI=true a test that needs them fails rather than skips.
+# promtool, amtool, prometheus and alertmanager come from Debian's packages, and so does the
+# headless chromium that tests/test_status_page.py drives. Installed here when missing and
+# possible; under CI=true a test that needs them fails rather than skips.
 tools:
-	@if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then \
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1 \
+		|| ! command -v chromium >/dev/null 2>&1; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing Debian packages: $(DEBIAN_TOOLS)"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 				--no-install-recommends $(DEBIAN_TOOLS) >/dev/null; \
 		else \
-			echo "warning: promtool/amtool missing and cannot install $(DEBIAN_TOOLS)" >&2; \
+			echo "warning: promtool/amtool/chromium missing and cannot install $(DEBIAN_TOOLS)" >&2; \
 		fi; \
 	fi
 

@@ -1,72 +1,30 @@
-"""HTTP: /metrics, /-/healthy, /-/ready and the landing page. Serves bytes; never calls a vendor
+"""HTTP: /metrics, /-/healthy, /-/ready and the status page. Serves bytes; never calls a vendor
 itself and never waits past the scrape deadline."""
 
 from __future__ import annotations
 
-import html
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Final
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from exporter import __version__
+from exporter import statuspage
 from exporter.config import Config
 from exporter.exposition import Exposition, wants_gzip, wants_openmetrics
 from exporter.limits import PROBES, ConcurrencyLimit
-from exporter.refresh import Scheduler, SourceState
+from exporter.refresh import Scheduler
 
 logger = logging.getLogger(__name__)
 
 SCRAPE_TIMEOUT_HEADER: Final = "X-Prometheus-Scrape-Timeout-Seconds"
-
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "never"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _state_word(state: SourceState) -> str:
-    if not state.refreshed:
-        return "refreshing" if state.refreshing else "pending"
-    return "up" if state.up else "down"
-
-
-def landing_page(states: tuple[SourceState, ...]) -> str:
-    rows = []
-    for s in states:
-        customers = len(s.snapshot.customers) if s.snapshot else 0
-        cells = (
-            s.name,
-            s.vendor,
-            _state_word(s),
-            _when(s.last_success),
-            _when(s.last_attempt),
-            str(customers),
-            s.error or "",
-        )
-        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    return f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>SaaS Backup Exporter</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.3em .8em;text-align:left}}</style>
-</head><body>
-<h1>SaaS Backup Exporter</h1>
-<p>Version {html.escape(__version__)}.
-<a href="metrics">Metrics</a> · <a href="-/healthy">Health</a> · <a href="-/ready">Readiness</a></p>
-<table><thead><tr><th>Source</th><th>Vendor</th><th>State</th><th>Last success</th>
-<th>Last attempt</th><th>Customers</th><th>Last error</th></tr></thead>
-<tbody>
-{chr(10).join(rows)}
-</tbody></table></body></html>
-"""
 
 
 def create_app(
@@ -103,8 +61,12 @@ def create_app(
             return PlainTextResponse(f"Not ready: waiting for {', '.join(waiting)}\n", 503)
         return PlainTextResponse("Ready\n")
 
-    async def index(_: Request) -> Response:
-        return HTMLResponse(landing_page(scheduler.snapshot_states()))
+    async def index(request: Request) -> Response:
+        refresh = request.query_params.get("refresh") != "off"
+        states = scheduler.snapshot_states()
+        # A large fleet's page takes a while: off the event loop, so scrapes go on meanwhile.
+        page = await run_in_threadpool(statuspage.render, states, clock(), refresh=refresh)
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
