@@ -39,7 +39,6 @@ class EndpointCache:
         self._defaults = dict(defaults or {})
         self._entries: dict[tuple[str, str], Fetched[Any]] = {}
         self._inflight: dict[tuple[str, str], asyncio.Future[Fetched[Any]]] = {}
-        self._retry_at: dict[tuple[str, str], float] = {}
         # Loads started per endpoint: with the API request counters, the calls one load costs.
         self.loads: Counter[str] = Counter()
 
@@ -72,12 +71,10 @@ class EndpointCache:
             value = await load()
         except Exception as exc:
             retry_at = self._clock() + min(FAILURE_RETRY_SECONDS, self.ttl(slot[0]))
-            self._retry_at[slot] = retry_at
             raise FetchError(safe_reason(exc), self._fresh_enough(slot), retry_at) from exc
         now = self._clock()
         entry = Fetched(value, now, now + self.ttl(slot[0]))
         self._entries[slot] = entry
-        self._retry_at.pop(slot, None)
         return entry
 
     def _fresh_enough(self, slot: tuple[str, str]) -> Fetched[Any] | None:
@@ -97,5 +94,3 @@ class EndpointCache:
     def retain(self, endpoint: str, keys: Collection[str]) -> None:
         for slot in [s for s in self._entries if s[0] == endpoint and s[1] not in keys]:
             del self._entries[slot]
-        for slot in [s for s in self._retry_at if s[0] == endpoint and s[1] not in keys]:
-            del self._retry_at[slot]

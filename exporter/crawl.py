@@ -83,6 +83,8 @@ class Crawl:
         self._clock = clock
         self.parts: dict[str, Part] = {}
         self.listing: Listing[Any] | None = None
+        # The listing's entries, each as its digest: taken once per customer list.
+        self._digests: dict[str, str] = {}
         self.view = CrawlView()
         # Consecutive reads that found nothing fresh, and the last such read's reason.
         self.failed_streak = 0
@@ -94,9 +96,9 @@ class Crawl:
         if listing is None:
             return 0.0
         due = listing.due
-        for customer_id, unit in listing.customers.items():
+        for customer_id, unit_digest in self._digests.items():
             part = self.parts.get(customer_id)
-            if part is None or part.unit != digest(unit):
+            if part is None or part.unit != unit_digest:
                 return 0.0
             due = min(due, part.due)
         return due
@@ -114,18 +116,24 @@ class Crawl:
         try:
             listing = await self.source.listing(self._store)
             self.listing = listing
+            self._digests = {cid: digest(unit) for cid, unit in listing.customers.items()}
             gone = set(self.parts) - set(listing.customers)
             for customer_id in gone:
                 del self.parts[customer_id]
             if gone:
                 self._events.parts_changed(set(), gone, records=True)
-            # A customer list read again vouches for what the parts took from it.
+            # A customer list read again vouches for what the parts took from it: only a part
+            # with no reads of its own gets younger (the others' own reads are older).
+            vouched = set()
             for customer_id, part in self.parts.items():
-                self.parts[customer_id] = replace(part, oldest=min(part.own, listing.fetched_at))
-            if self.parts:
-                self._events.parts_changed(set(self.parts), set(), records=False)
+                oldest = min(part.own, listing.fetched_at)
+                if oldest != part.oldest:
+                    self.parts[customer_id] = replace(part, oldest=oldest)
+                    vouched.add(customer_id)
+            if vouched:
+                self._events.parts_changed(vouched, set(), records=False)
             self._events.listed(listing)
-            todo = self._due(listing, self._clock())
+            todo = self._due(self._clock())
             self.view = replace(self.view, total=len(todo))
             queue: asyncio.Queue[str] = asyncio.Queue()
             for customer_id in todo:
@@ -144,15 +152,15 @@ class Crawl:
         finally:
             self.view = replace(self.view, running=False)
 
-    def _due(self, listing: Listing[Any], now: float) -> list[str]:
+    def _due(self, now: float) -> list[str]:
         """The customers to read, oldest data first (never read: first of all). A customer
         whose listing entry changed is read again now: its part holds what the entry said."""
         due = []
-        for customer_id, unit in listing.customers.items():
+        for customer_id, unit_digest in self._digests.items():
             part = self.parts.get(customer_id)
             if part is None:
                 due.append((float("-inf"), customer_id))
-            elif part.due <= now or part.unit != digest(unit):
+            elif part.due <= now or part.unit != unit_digest:
                 due.append((part.oldest, customer_id))
         due.sort(key=lambda item: item[0])
         return [customer_id for _, customer_id in due]
@@ -160,10 +168,9 @@ class Crawl:
     async def _worker(self, queue: asyncio.Queue[str], listing: Listing[Any]) -> None:
         while not queue.empty():
             customer_id = queue.get_nowait()
-            unit = listing.customers[customer_id]
-            part = await self.source.read(self._store, customer_id, unit)
+            part = await self.source.read(self._store, customer_id, listing.customers[customer_id])
             oldest = min(part.own, listing.fetched_at)
-            self.publish(replace(part, unit=digest(unit), oldest=oldest))
+            self.publish(replace(part, unit=self._digests[customer_id], oldest=oldest))
 
     def publish(self, part: Part) -> None:
         now = self._clock()

@@ -13,7 +13,7 @@ from typing import Final
 from exporter.config import Config
 from exporter.refresh import SourceRunner
 from exporter.settings import SourceBase
-from exporter.state import StateFile
+from exporter.state import SourceMeta, StateFile
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ class Persistence:
         self._runners = [(runner, fingerprint(settings)) for runner, settings in runners]
         # Sources whose next write must hold every part: a write failed or the file is new.
         self._whole: set[str] = set()
+        # What was last written of each source's metadata: an idle source is not written again.
+        self._written: dict[str, SourceMeta] = {}
         self._task: asyncio.Task[None] | None = None
 
     def restore(self) -> None:
@@ -80,15 +82,20 @@ class Persistence:
             changed = set(parts) if whole else runner.changed & set(parts)
             upserts = {cid: parts[cid] for cid in changed}
             deletes = set(runner.removed)
+            meta = runner.meta()
+            if not (whole or upserts or deletes) and meta == self._written.get(name):
+                continue
             runner.changed.clear()
             runner.removed.clear()
             written = await asyncio.to_thread(
-                self._state.save, name, print_, runner.meta(), upserts, deletes, replace=whole
+                self._state.save, name, print_, meta, upserts, deletes, replace=whole
             )
             if written:
                 self._whole.discard(name)
+                self._written[name] = meta
             else:
                 self._whole.add(name)
+                self._written.pop(name, None)
 
     async def stop(self) -> None:
         task = self._task

@@ -344,8 +344,9 @@ class Scheduler:
     def snapshot_states(self) -> tuple[SourceState, ...]:
         return tuple(runner.state() for runner in self.runners)
 
-    def ready(self) -> bool:
-        return all(runner.state().refreshed for runner in self.runners)
+    def waiting(self) -> list[str]:
+        """The sources whose first crawl has not ended (and that were not restored)."""
+        return [runner.source.name for runner in self.runners if not runner.settled]
 
     async def stop(self) -> None:
         await asyncio.gather(*(runner.stop() for runner in self.runners))

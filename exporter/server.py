@@ -56,7 +56,7 @@ def create_app(
         return PlainTextResponse("Healthy\n")
 
     async def ready(_: Request) -> Response:
-        waiting = [s.name for s in scheduler.snapshot_states() if not s.refreshed]
+        waiting = scheduler.waiting()
         if waiting:
             return PlainTextResponse(f"Not ready: waiting for {', '.join(waiting)}\n", 503)
         return PlainTextResponse("Ready\n")

@@ -129,9 +129,7 @@ async def read_root(
 ) -> tuple[T, Reading]:
     """The root of a crawl (the customer list), fresh or stale; FetchError when neither."""
     reading = Reading(store)
-    got = await reading.fetch(what, endpoint, "", load)
-    if got is None:
-        raise FetchError(reading.error or f"{what}: unavailable", None)
+    got = await reading.fetch_required(what, endpoint, "", load)
     return got.value, reading
 
 
@@ -167,6 +165,16 @@ class Reading:
             got = fresh
         if got is not None:
             self.oldest = min(self.oldest, got.fetched_at)
+        return got
+
+    async def fetch_required(
+        self, what: str, endpoint: str, key: str, load: Callable[[], Awaitable[T]]
+    ) -> Fetched[T]:
+        """``fetch`` for what the crawl cannot go on without (the customer list and what it is
+        made of): with neither a fresh nor a stale value, FetchError."""
+        got = await self.fetch(what, endpoint, key, load)
+        if got is None:
+            raise FetchError(self.error or f"{what}: unavailable", None)
         return got
 
     def note(self, problem: str) -> None:

@@ -138,9 +138,9 @@ class BackupifySource:
 
     async def _by_definition(self, store: Store, reading: Reading) -> dict[str, _Unit]:
         """The spec shape: every definition's instances, grouped by the customer they name."""
-        definitions = await reading.fetch("definitions", "definitions", "", self.api.definitions)
-        if definitions is None:
-            raise FetchError(reading.error or "definitions: unavailable", None)
+        definitions = await reading.fetch_required(
+            "definitions", "definitions", "", self.api.definitions
+        )
         ids = [d.id for d in definitions.value if d.id is not None]
         store.retain("instances", ids)
         listed: dict[str, str] = {d.id: d.name for d in definitions.value if d.id and d.name}
@@ -151,14 +151,12 @@ class BackupifySource:
         # One at a time: a failing list (other than another vendor's 404) fails the crawl, and
         # the next definitions are not asked in vain.
         for definition_id in ids:
-            got = await reading.fetch(
+            got = await reading.fetch_required(
                 "instances",
                 "instances",
                 definition_id,
                 functools.partial(self.api.definition_instances, definition_id),
             )
-            if got is None:
-                raise FetchError(reading.error or "instances: unavailable", None)
             for record in got.value:
                 cid = record.customer_id or f"instance-{record.id}"
                 unit = units.setdefault(cid, _Unit(cid, None, []))

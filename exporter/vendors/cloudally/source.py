@@ -38,7 +38,7 @@ from exporter.model import (
     Snapshot,
 )
 from exporter.parsing import Problems, first_by_id, items_of, parse_records
-from exporter.source import FetchError, Listing, Part, Reading, Store, read_root
+from exporter.source import Listing, Part, Reading, Store, read_root
 from exporter.vendors.cloudally.parse import (
     JobRecord,
     JobStatusRecord,
@@ -280,9 +280,9 @@ class CloudAllySource:
         if live:
             tasks = partner.backups
         else:
-            spec = await reading.fetch("backup tasks", "backup_tasks", "", self._load_backup_tasks)
-            if spec is None:
-                raise FetchError(reading.error or "backup tasks: unavailable", None)
+            spec = await reading.fetch_required(
+                "backup tasks", "backup_tasks", "", self._load_backup_tasks
+            )
             tasks = spec.value
         statuses: Statuses | None = None
         status_error: str | None = None
