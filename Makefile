@@ -4,9 +4,13 @@ VENV    ?= .venv
 PYTHON  ?= python3
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-DEBIAN_TOOLS := prometheus prometheus-alertmanager chromium
+# command:package, each package installed by `make tools` when its command is missing. kubectl
+# (1.27 or newer, for kustomize v5) comes with the machine image: Debian's kubernetes-client is
+# kubectl 1.20, whose kustomize v2 cannot render deploy/kubernetes/.
+DEBIAN_TOOLS := promtool:prometheus amtool:prometheus-alertmanager chromium:chromium \
+	systemd-analyze:systemd
 
-.PHONY: demo test lint tools bench dashboards alerts clean
+.PHONY: demo test lint tools bench dashboards alerts deploy clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,18 +22,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/saas-backup-exporter demo
 
-# promtool, amtool, prometheus and alertmanager come from Debian's packages, and so does the
-# headless chromium that tests/test_status_page.py drives. Installed here when missing and
-# possible; under CI=true a test that needs them fails rather than skips.
+# promtool, amtool, prometheus and alertmanager come from Debian's packages, and so do the
+# headless chromium that tests/test_status_page.py drives and systemd-analyze (deploy/systemd/).
+# Installed here when missing and possible; under CI=true a test that needs them fails rather
+# than skips.
 tools:
-	@if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1 \
-		|| ! command -v chromium >/dev/null 2>&1; then \
+	@missing=""; \
+	for pair in $(DEBIAN_TOOLS); do \
+		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing Debian packages: $(DEBIAN_TOOLS)"; \
+			echo "installing Debian packages:$$missing"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-				--no-install-recommends $(DEBIAN_TOOLS) >/dev/null; \
+				--no-install-recommends $$missing >/dev/null; \
 		else \
-			echo "warning: promtool/amtool/chromium missing and cannot install $(DEBIAN_TOOLS)" >&2; \
+			echo "warning: missing and cannot install the Debian packages:$$missing" >&2; \
 		fi; \
 	fi
 
@@ -49,6 +57,11 @@ dashboards: $(STAMP)
 # tests/test_alert_rules.py fails when they drift.
 alerts: $(STAMP)
 	$(PY) alerts/generate.py
+
+# The Kubernetes objects made from those two, committed too (deploy/kubernetes/generate.py);
+# tests/test_deploy_kubernetes.py fails when they drift.
+deploy: alerts dashboards
+	$(PY) deploy/kubernetes/generate.py
 
 bench: $(STAMP)
 	$(PY) bench/bench_scrape.py

@@ -88,6 +88,8 @@ def rule_lines(rule: model.Rule, indent: int) -> list[str]:
             *comment(rule.comment, indent),
             f"{item}record: {scalar(rule.name)}",
             *expr(rule.expr, indent + 2),
+            *([f"{key}labels:"] if rule.labels else []),
+            *(f"{key}  {name}: {scalar(value)}" for name, value in rule.labels),
         ]
     return [
         "",
@@ -95,6 +97,7 @@ def rule_lines(rule: model.Rule, indent: int) -> list[str]:
         *expr(rule.expr, indent + 2),
         *comment(rule.for_comment, indent + 2),
         f"{key}for: {scalar(rule.for_)}",
+        *[f"{key}keep_firing_for: {scalar(keep)}" for keep in (rule.keep_firing_for,) if keep],
         f"{key}labels:",
         f"{key}  severity: {scalar(rule.severity)}",
         f"{key}annotations:",

@@ -15,9 +15,11 @@ class Record:
     name: str
     expr: str
     comment: str = ""  # shown above the rule
+    labels: tuple[tuple[str, str], ...] = ()
 
     def as_prometheus(self) -> dict[str, Any]:
-        return {"record": self.name, "expr": self.expr}
+        labels = {"labels": dict(self.labels)} if self.labels else {}
+        return {"record": self.name, "expr": self.expr, **labels}
 
 
 @dataclass(frozen=True)
@@ -29,16 +31,20 @@ class Alert:
     summary: str
     description: str
     for_comment: str = ""  # shown above `for:`
+    # How long it keeps firing once its expression is empty; "" for never.
+    keep_firing_for: str = ""
 
     @property
     def runbook_url(self) -> str:
         return f"{RUNBOOK_URL}#{self.name.lower()}"
 
     def as_prometheus(self) -> dict[str, Any]:
+        keep = {"keep_firing_for": self.keep_firing_for} if self.keep_firing_for else {}
         return {
             "alert": self.name,
             "expr": self.expr,
             "for": self.for_,
+            **keep,
             "labels": {"severity": self.severity},
             "annotations": {
                 "summary": self.summary,

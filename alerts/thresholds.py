@@ -36,16 +36,22 @@ from exporter.thresholds import (
 __all__ = [
     "API_BUDGET_LOW",
     "APPLICATION_STALE_HOURS",
+    "BACKUPS_FAILING_HOURS",
     "BACKUP_RATIO_GOOD",
     "BACKUP_RATIO_POOR",
     "BACKUP_TOO_LONG_HOURS",
+    "CUSTOMER_GONE_WINDOW_HOURS",
     "INSTANCE_STALE_INTERVALS",
     "JOB",
     "JOB_MATCHER",
     "NOT_FULLY_PROTECTED_HOURS",
+    "OVERRIDABLE",
+    "PARTIAL_BACKUP_HOURS",
     "RESTORE_FAILED_WITHIN_HOURS",
+    "RESTORE_PENDING_HOURS",
     "RESTORE_STUCK_HOURS",
     "RUNBOOK_URL",
+    "SCRAPE_GAP_MINUTES",
     "SEAT_CRITICAL_HOURS",
     "SEAT_FIRST_BACKUP_GRACE_HOURS",
     "SEAT_STALE_HOURS",
@@ -69,6 +75,31 @@ SEAT_FIRST_BACKUP_GRACE_HOURS: Final = 24
 UNINGESTED_FOR_HOURS: Final = 24
 # Units of a vendor's hourly API budget below which refreshes will soon be paused.
 API_BUDGET_LOW: Final = 100
+
+# A customer's backups failing (its newest backups failed, with no later success) for this long
+# pages: the one customer-level problem that wakes someone.
+BACKUPS_FAILING_HOURS: Final = 24
+# A newest backup that only partly succeeded, for this long: a ticket.
+PARTIAL_BACKUP_HOURS: Final = 24
+# A restore or download job still waiting to start after this long is stuck in the queue.
+RESTORE_PENDING_HOURS: Final = 2
+# A customer the source listed within this many hours and lists no more is gone: the alert
+# names it for this long, then resolves by itself.
+CUSTOMER_GONE_WINDOW_HOURS: Final = 24
+# Alerts about the exporter's data keep firing this long after their data vanishes
+# (`keep_firing_for`): a restarted exporter or a few failed scrapes resolve nothing, so nothing
+# pages again when the data returns. Resolutions arrive this much later.
+SCRAPE_GAP_MINUTES: Final = 15
+
+# The thresholds a customer can override (one that backs up weekly, say): the `threshold` label
+# of a `saas_backup_threshold_override_hours` series that you record, and the default hours.
+# docs/alerting.md shows the pattern.
+OVERRIDABLE: Final = {
+    "seat_stale": SEAT_STALE_HOURS,
+    "seat_critical": SEAT_CRITICAL_HOURS,
+    "application_stale": APPLICATION_STALE_HOURS,
+    "not_fully_protected": NOT_FULLY_PROTECTED_HOURS,
+}
 
 # Share of a customer's (or the fleet's) protected seats or services with a recent backup:
 # at or above GOOD is green, from POOR up orange, below POOR red. Dashboards only.

@@ -6,24 +6,35 @@ from __future__ import annotations
 from typing import Any, Final
 
 from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import table
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models.common import BigValueTextMode
 
 from alerts.thresholds import BACKUP_TOO_LONG_HOURS, SEAT_STALE_HOURS
+from dashboards.problems import levels as problem_levels
+from dashboards.problems import measured
 from dashboards.protection import add_protection_panels
 from dashboards.queries import (
+    APPLICATION_KEY,
     CUSTOMER,
+    CUSTOMER_KEY,
     DATASOURCE,
+    INSTANCE_KEY,
+    JOB_KEY,
     LICENSE_STATES,
     LICENSED,
-    SEAT_AGE,
+    SEAT_KEY,
     SEAT_TIME,
     SOURCE,
     STALE,
-    or_zero,
+    age,
+    per,
     query,
+    seat_age,
+    seat_counts,
     seconds,
     sel,
+    where_reported,
 )
 from dashboards.widgets import (
     AGE_STEPS,
@@ -41,6 +52,9 @@ from dashboards.widgets import (
     column,
     finish,
     hidden,
+    instance_variable,
+    job_variable,
+    level_mappings,
     new_dashboard,
     prop,
     source_variable,
@@ -65,7 +79,7 @@ def customer_variable() -> db.QueryVariable:
         .datasource(DATASOURCE)
         .query(
             "query_result(max by (customer_id, customer_label) (label_join("
-            'saas_backup_customer_info{source=~"$source"}, "customer_label", " · ", '
+            f'saas_backup_customer_info{sel(SOURCE)}, "customer_label", " · ", '
             '"customer_name", "customer_id")))'
         )
         .regex('/customer_id="(?<value>[^"]+)",customer_label="(?<text>[^"]*)"/')
@@ -90,79 +104,158 @@ def license_state_variable() -> db.QueryVariable:
     )
 
 
+def problems_table() -> table.Panel:
+    m = (SOURCE, CUSTOMER)
+    return table_panel(
+        "Problems",
+        "Each seat, application, backup, restore job or the customer itself with a problem, the "
+        "worst first, as the status page and the fleet's state judge them: what is wrong, for "
+        "how long (where it dates from something) and how many (seats never backed up or not "
+        "licensed, by seat type; services missed or not taken into backup, by application).",
+        query(problem_levels(m), "A", as_table=True),
+        query(measured(m, "age"), "B", as_table=True),
+        query(measured(m, "count"), "C", as_table=True),
+        renames={
+            "kind": "Kind",
+            "item": "Name",
+            "problem": "Problem",
+            "item_id": "ID",
+            "Value #A": "State",
+            "Value #B": "For",
+            "Value #C": "Count",
+        },
+        order=["Value #A", "kind", "item", "problem", "Value #B", "Value #C", "item_id"],
+        sort_by="State",
+        columns=[
+            column("State", prop("mappings", level_mappings()), colour_background()),
+            column("For", prop("unit", "s")),
+            column("Count", prop("unit", "none")),
+            column("source", hidden()),
+            column("customer_id", hidden()),
+        ],
+    )
+
+
+def header(grid: Grid) -> None:
+    c = sel(SOURCE, CUSTOMER)
+    cl = (SOURCE, CUSTOMER, LICENSED)
+    panels = [
+        (
+            stat_panel(
+                "Customer",
+                "Display name, product and status as the vendor reports them.",
+                query(
+                    "topk(1, "
+                    + per(
+                        f"{CUSTOMER_KEY}, customer_name, product, status",
+                        f"saas_backup_customer_info{c}",
+                    )
+                    + ")",
+                    legend="{{customer_name}} · {{product}} · {{status}}",
+                    instant=True,
+                ),
+                text_mode=BigValueTextMode.NAME,
+            ),
+            8,
+        ),
+        (
+            stat_panel(
+                "Readable",
+                "Whether every read of this customer worked in the last refresh (at any "
+                "exporter replica).",
+                query(f"max(saas_backup_customer_up{c})", instant=True),
+                mappings=UP_MAPPINGS,
+                thresholds=steps(RED, (1, GREEN)),
+            ),
+            3,
+        ),
+        (
+            stat_panel(
+                "Licensed seats",
+                "Seats holding a backup license.",
+                query(f"sum({seat_counts('saas_backup_seats', *cl)})", instant=True),
+            ),
+            3,
+        ),
+        (
+            stat_panel(
+                "Stale seats",
+                f"Licensed seats whose last backup is more than {SEAT_STALE_HOURS} hours old.",
+                query(f"sum({seat_age(*cl)} > bool {STALE})", instant=True),
+                thresholds=PROBLEM_STEPS,
+            ),
+            3,
+        ),
+        (
+            stat_panel(
+                "Never backed up",
+                "Licensed seats the vendor reports as never backed up. No data where the vendor "
+                "reports no per-seat backup state.",
+                query(
+                    where_reported(
+                        f"sum({seat_counts('saas_backup_seats_never_backed_up', *cl)})",
+                        f"{SEAT_TIME}{sel(*cl)}",
+                    ),
+                    instant=True,
+                ),
+                thresholds=PROBLEM_STEPS,
+            ),
+            3,
+        ),
+        (
+            stat_panel(
+                "Backup ratio",
+                "Share of the customer's active services with a recent backup, per the vendor.",
+                query(f"max(saas_backup_customer_backup_ratio{c})", instant=True),
+                unit="percentunit",
+                thresholds=RATIO_STEPS,
+                decimals=1,
+            ),
+            4,
+        ),
+    ]
+    for panel, width in panels:
+        grid.add(panel, width, 4)
+
+
+def applications_query(c: str) -> str:
+    """Each application's (or backup instance's) newest finished backup, by its newest
+    backup's status; NaN where none has finished."""
+    status = f"topk by ({APPLICATION_KEY}) (1, saas_backup_application_last_backup_status{c})"
+    finished = per(APPLICATION_KEY, f"saas_backup_application_last_backup_timestamp_seconds{c}")
+    instance_ends = per(
+        f"{INSTANCE_KEY}, status", f"saas_backup_last_backup_end_timestamp_seconds{c}"
+    )
+    return (
+        f"max by ({APPLICATION_KEY}, status) (\n"
+        f"  {finished}\n"
+        f"  * on ({APPLICATION_KEY}) group_left (status)\n"
+        f"  {status}\n"
+        "  or\n"
+        "  label_replace(\n"
+        f"    {instance_ends}\n"
+        f"    * on ({INSTANCE_KEY}) group_left (instance_name)\n"
+        f"    topk by ({INSTANCE_KEY}) (1, saas_backup_backup_instance_info{c}),\n"
+        '    "application", "$1", "instance_name", "(.*)"\n'
+        "  )\n"
+        "  or\n"
+        f"  {status} * NaN\n"
+        f"  unless on ({APPLICATION_KEY})\n"
+        f"  {finished}\n"
+        ") * 1000"
+    )
+
+
 def customer_detail() -> dict[str, Any]:
     c = sel(SOURCE, CUSTOMER)
-    cl = sel(SOURCE, CUSTOMER, LICENSED)
     grid = Grid()
-    grid.add(
-        stat_panel(
-            "Customer",
-            "Display name, product and status as the vendor reports them.",
-            query(
-                f"topk(1, saas_backup_customer_info{c})",
-                legend="{{customer_name}} · {{product}} · {{status}}",
-                instant=True,
-            ),
-            text_mode=BigValueTextMode.NAME,
-        ),
-        8,
-        4,
-    )
-    grid.add(
-        stat_panel(
-            "Readable",
-            "Whether every read of this customer worked in the exporter's last refresh.",
-            query(f"min(saas_backup_customer_up{c})", instant=True),
-            mappings=UP_MAPPINGS,
-            thresholds=steps(RED, (1, GREEN)),
-        ),
-        3,
-        4,
-    )
-    grid.add(
-        stat_panel(
-            "Licensed seats",
-            "Seats holding a backup license.",
-            query(f"sum(saas_backup_seats{cl})", instant=True),
-        ),
-        3,
-        4,
-    )
-    grid.add(
-        stat_panel(
-            "Stale seats",
-            f"Licensed seats whose last backup is more than {SEAT_STALE_HOURS} hours old.",
-            query(f"sum({SEAT_AGE}{cl} > bool {STALE})", instant=True),
-            thresholds=PROBLEM_STEPS,
-        ),
-        3,
-        4,
-    )
-    grid.add(
-        stat_panel(
-            "Never backed up",
-            "Licensed seats the vendor reports as never backed up. No data where the vendor "
-            "reports no per-seat backup state.",
-            query(
-                or_zero(f"sum(saas_backup_seats_never_backed_up{cl})", f"{SEAT_TIME}{cl}"),
-                instant=True,
-            ),
-            thresholds=PROBLEM_STEPS,
-        ),
-        3,
-        4,
-    )
-    grid.add(
-        stat_panel(
-            "Backup ratio",
-            "Share of the customer's active services with a recent backup, per the vendor.",
-            query(f"min(saas_backup_customer_backup_ratio{c})", instant=True),
-            unit="percentunit",
-            thresholds=RATIO_STEPS,
-            decimals=1,
-        ),
-        4,
-        4,
+    header(grid)
+    grid.add(problems_table(), 24, 10)
+    seat_ages = age(
+        per(
+            f"{SEAT_KEY}, seat_type, license_state",
+            f"{SEAT_TIME}{sel(SOURCE, CUSTOMER, LICENSE_STATES)}",
+        )
     )
     grid.add(
         table_panel(
@@ -171,9 +264,9 @@ def customer_detail() -> dict[str, Any]:
             "backed up have no age and are counted above; with metrics.max_seat_series set, the "
             "most recently backed-up seats may be left out.",
             query(
-                f"({SEAT_AGE}{sel(SOURCE, CUSTOMER, LICENSE_STATES)})\n"
-                "* on (source, customer_id, seat_id) group_left (seat_name)\n"
-                f"topk by (source, customer_id, seat_id) (1, saas_backup_seat_info{c})",
+                f"{seat_ages}\n"
+                f"* on ({SEAT_KEY}) group_left (seat_name)\n"
+                f"topk by ({SEAT_KEY}) (1, saas_backup_seat_info{c})",
                 as_table=True,
             ),
             renames={
@@ -199,32 +292,12 @@ def customer_detail() -> dict[str, Any]:
         24,
         12,
     )
-    applications = (
-        "max by (source, customer_id, application, status) (\n"
-        f"  saas_backup_application_last_backup_timestamp_seconds{c}\n"
-        "  * on (source, customer_id, application) group_left (status)\n"
-        "  topk by (source, customer_id, application) "
-        f"(1, saas_backup_application_last_backup_status{c})\n"
-        "  or\n"
-        "  label_replace(\n"
-        f"    saas_backup_last_backup_end_timestamp_seconds{c}\n"
-        "    * on (source, customer_id, instance_id) group_left (instance_name)\n"
-        "    topk by (source, customer_id, instance_id) "
-        f"(1, saas_backup_backup_instance_info{c}),\n"
-        '    "application", "$1", "instance_name", "(.*)"\n'
-        "  )\n"
-        "  or\n"
-        f"  saas_backup_application_last_backup_status{c} * NaN\n"
-        "  unless on (source, customer_id, application)\n"
-        f"  saas_backup_application_last_backup_timestamp_seconds{c}\n"
-        ") * 1000"
-    )
     grid.add(
         table_panel(
             "Applications",
             "Each application's (or backup instance's) newest finished backup, and the status "
             "of its newest backup, which may still be running. Never: no backup has finished.",
-            query(applications, as_table=True),
+            query(applications_query(c), as_table=True),
             renames={"application": "Application", "status": "Status", "Value": "Last backup"},
             order=["application", "status", "Value"],
             sort_by="Last backup",
@@ -245,12 +318,13 @@ def customer_detail() -> dict[str, Any]:
         12,
         10,
     )
+    running_for = age(per(INSTANCE_KEY, f"saas_backup_active_backup_start_timestamp_seconds{c}"))
     running = (
-        f"(time() - saas_backup_active_backup_start_timestamp_seconds{c})\n"
-        "* on (source, customer_id, instance_id) group_left (instance_name)\n"
-        f"topk by (source, customer_id, instance_id) (1, saas_backup_backup_instance_info{c})\n"
-        "or on (source, customer_id, instance_id)\n"
-        f"(time() - saas_backup_active_backup_start_timestamp_seconds{c})"
+        f"{running_for}\n"
+        f"* on ({INSTANCE_KEY}) group_left (instance_name)\n"
+        f"topk by ({INSTANCE_KEY}) (1, saas_backup_backup_instance_info{c})\n"
+        f"or on ({INSTANCE_KEY})\n"
+        f"{running_for}"
     )
     grid.add(
         table_panel(
@@ -275,8 +349,8 @@ def customer_detail() -> dict[str, Any]:
         12,
         10,
     )
-    restore_start = f"saas_backup_restore_job_start_timestamp_seconds{c}"
-    restore_end = f"saas_backup_restore_job_end_timestamp_seconds{c}"
+    restore_start = per(JOB_KEY, f"saas_backup_restore_job_start_timestamp_seconds{c}")
+    restore_end = per(JOB_KEY, f"saas_backup_restore_job_end_timestamp_seconds{c}")
     grid.add(
         table_panel(
             "Recent restore jobs",
@@ -314,9 +388,11 @@ def customer_detail() -> dict[str, Any]:
         new_dashboard(
             CUSTOMER_UID,
             "SaaS backup / Customer detail",
-            "One customer's seats, applications, running backups, restore jobs, and the "
-            "protection of its applications' services.",
+            "One customer's problems, and the seats, applications, running backups, restore "
+            "jobs and protected services behind them.",
         )
+        .with_variable(job_variable())
+        .with_variable(instance_variable())
         .with_variable(source_variable(include_all=False))
         .with_variable(customer_variable())
         .with_variable(license_state_variable())

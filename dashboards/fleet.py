@@ -1,27 +1,40 @@
-"""The fleet overview: every customer's backups at a glance, worst first."""
+"""The fleet overview: are we OK, in the top row; then every customer, the worst first."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from grafana_foundation_sdk.models import dashboard as dm
-
-from alerts.thresholds import RESTORE_FAILED_WITHIN_HOURS, SEAT_CRITICAL_HOURS, SEAT_STALE_HOURS
+from alerts.thresholds import (
+    RESTORE_FAILED_WITHIN_HOURS,
+    SEAT_CRITICAL_HOURS,
+    SEAT_STALE_HOURS,
+    SOURCE_STALE_HOURS,
+)
+from dashboards.problems import ATTENTION, customer_levels, sort_key, worst_age
 from dashboards.queries import (
+    APPLICATION_KEY,
     BY_CUSTOMER,
     CRITICAL,
+    CUSTOMER_KEY,
     FAILED,
+    INSTANCE_KEY,
+    JOB_KEY,
     LICENSED,
-    SEAT_AGE,
     SEAT_TIME,
     SOURCE,
     STALE,
+    age,
     not_backed_up,
-    or_zero,
+    per,
     query,
+    seat_age,
+    seat_counts,
     seconds,
     sel,
     services,
+    sources_up,
+    where_reported,
+    while_up,
     with_customer_name,
 )
 from dashboards.widgets import (
@@ -31,26 +44,43 @@ from dashboards.widgets import (
     FAILURE_STEPS,
     FLEET_UID,
     GREEN,
+    ORANGE,
     PROBLEM_STEPS,
     RATIO_STEPS,
     RED,
+    UP_MAPPINGS,
     Grid,
     Panel,
     colour_background,
     colour_text,
     column,
     finish,
+    instance_variable,
+    job_variable,
+    level_mappings,
     new_dashboard,
     prop,
     source_variable,
     stat_panel,
+    steps,
     table_panel,
     text_mappings,
     timeseries_panel,
 )
 
+M: Final = (SOURCE,)
+S: Final = sel(SOURCE)
+NEVER: Final = "saas_backup_seats_never_backed_up"
+# What a count of problems shows when it cannot be known (see queries.while_up).
+UNKNOWN: Final = "unknown"
+CUSTOMER_LINK: Final = (
+    f"/d/{CUSTOMER_UID}/saas-backup-customer-detail?${{__url_time_range}}"
+    "&${datasource:queryparam}&${job:queryparam}&${instance:queryparam}"
+    "&var-source=${__data.fields.source}&var-customer=${__data.fields.customer_id}"
+)
 
-def backed_up_share(s: str) -> str:
+
+def backed_up_share() -> str:
     """Backed-up share over the fleet, from seat times where a customer has them.
 
     Per customer: where the vendor reports per-seat backup state (a seat time, or a seat never
@@ -59,13 +89,16 @@ def backed_up_share(s: str) -> str:
     left out rather than counted as healthy. A customer whose seats were all never backed up has
     no seat time but is still judged by its seats: 0, not left out.
     """
-    licensed = f"sum by (source, customer_id) (saas_backup_seats{sel(s, LICENSED)})"
-    stale = f"sum by (source, customer_id) ({SEAT_AGE}{sel(s, LICENSED)} > bool {STALE})"
-    never = f"sum by (source, customer_id) (saas_backup_seats_never_backed_up{sel(s, LICENSED)})"
+    licensed = f"sum by ({CUSTOMER_KEY}) ({seat_counts('saas_backup_seats', *M, LICENSED)})"
+    stale = f"sum by ({CUSTOMER_KEY}) ({seat_age(*M, LICENSED)} > bool {STALE})"
+    never = f"sum by ({CUSTOMER_KEY}) ({seat_counts(NEVER, *M, LICENSED)})"
     timed = f"({stale}\n    or {never})"
-    services = "sum by (source, customer_id) (saas_backup_customer_services{%s})"
-    recent = services % ", ".join([s, 'state="backed_up_recently"'])
-    active = services % ", ".join([s, 'state="active"'])
+
+    def customer_services(state: str) -> str:
+        selector = sel(SOURCE, f'state="{state}"')
+        return per(CUSTOMER_KEY, f"saas_backup_customer_services{selector}")
+
+    recent, active = customer_services("backed_up_recently"), customer_services("active")
     seats_ok = (
         f"({licensed}\n  - {BY_CUSTOMER} ({stale} or {never} * 0)"
         f"\n  - {BY_CUSTOMER} ({never} or {stale} * 0))"
@@ -77,20 +110,110 @@ def backed_up_share(s: str) -> str:
     )
 
 
-def fleet_overview() -> dict[str, Any]:
-    s = SOURCE
-    stale = f"sum({SEAT_AGE}{sel(s, LICENSED)} > bool {STALE})"
-    never = f"sum(saas_backup_seats_never_backed_up{sel(s, LICENSED)})"
-    grid = Grid()
-    stats: list[tuple[Panel, int]] = [
+def newest_runs(*matchers: str) -> str:
+    """Applications and backup instances by the status of their newest backup."""
+    applications = "saas_backup_application_last_backup_status"
+    instances = "saas_backup_last_backup_end_timestamp_seconds"
+    return (
+        f"{per(APPLICATION_KEY, f'{applications}{sel(*matchers)}')}\n"
+        f"  or {per(INSTANCE_KEY, f'{instances}{sel(*matchers)}')}"
+    )
+
+
+def top_row() -> list[tuple[Panel, int]]:
+    """Are we OK: sources, data age, customers with problems, failures. No healthy-looking 0
+    while a source is down or nothing reports (queries.while_up)."""
+    ended = f"saas_backup_restore_job_end_timestamp_seconds{sel(SOURCE, FAILED)}"
+    failed_restores = f"count({age(per(JOB_KEY, ended))} < {seconds(RESTORE_FAILED_WITHIN_HOURS)})"
+    data_age = (
+        f"max by (source) (min by (source, customer_id) (saas_backup_customer_data_age_seconds{S}))"
+    )
+    return [
+        (
+            stat_panel(
+                "Sources",
+                "Whether each source's reads work (at any exporter replica). No data: no "
+                "exporter reports.",
+                query(sources_up(S), legend="{{source}}", instant=True),
+                mappings=UP_MAPPINGS,
+                thresholds=steps(RED, (1, GREEN)),
+                no_value="no data",
+            ),
+            5,
+        ),
+        (
+            stat_panel(
+                "Data age",
+                "Age of each source's oldest customer data (the freshest replica's); orange "
+                f"after {SOURCE_STALE_HOURS} hours, as SaaSBackupSourceStale.",
+                query(data_age, legend="{{source}}", instant=True),
+                unit="s",
+                thresholds=steps(GREEN, (seconds(SOURCE_STALE_HOURS), ORANGE)),
+                no_value="no data",
+            ),
+            5,
+        ),
+        (
+            stat_panel(
+                "Unreadable customers",
+                "Customers with a read that failed in the last refresh. Unknown while a source "
+                "is down or no exporter reports.",
+                query(
+                    while_up(f"count({per(CUSTOMER_KEY, f'saas_backup_customer_up{S}')} == 0)", S),
+                    instant=True,
+                ),
+                thresholds=PROBLEM_STEPS,
+                no_value=UNKNOWN,
+            ),
+            3,
+        ),
+        (
+            stat_panel(
+                "Customers needing attention",
+                "Customers with a failed backup or restore, unreadable, or with seats, "
+                "applications or backups stale, as the status page counts them. Unknown while "
+                "a source is down or no exporter reports.",
+                query(while_up(f"count({customer_levels(M)} >= {ATTENTION})", S), instant=True),
+                thresholds=PROBLEM_STEPS,
+                no_value=UNKNOWN,
+            ),
+            4,
+        ),
+        (
+            stat_panel(
+                "Failed backups",
+                "Applications and backup instances whose newest backup failed. Unknown while a "
+                "source is down or no exporter reports.",
+                query(while_up(f"count(\n  {newest_runs(SOURCE, FAILED)}\n)", S), instant=True),
+                thresholds=FAILURE_STEPS,
+                no_value=UNKNOWN,
+            ),
+            3,
+        ),
+        (
+            stat_panel(
+                f"Failed restores, {RESTORE_FAILED_WITHIN_HOURS} h",
+                "Restore and download jobs that failed in the last "
+                f"{RESTORE_FAILED_WITHIN_HOURS} hours. Unknown while a source is down or no "
+                "exporter reports.",
+                query(while_up(failed_restores, S), instant=True),
+                thresholds=FAILURE_STEPS,
+                no_value=UNKNOWN,
+            ),
+            4,
+        ),
+    ]
+
+
+def second_row() -> list[tuple[Panel, int]]:
+    never = f"sum({seat_counts(NEVER, *M, LICENSED)})"
+    running = f"count({per(INSTANCE_KEY, f'saas_backup_active_backup_start_timestamp_seconds{S}')})"
+    return [
         (
             stat_panel(
                 "Customers",
                 "Protected customers (tenants) across the selected sources.",
-                query(
-                    f"count(max by (source, customer_id) (saas_backup_customer_info{sel(s)}))",
-                    instant=True,
-                ),
+                query(f"count({per(CUSTOMER_KEY, f'saas_backup_customer_info{S}')})", instant=True),
             ),
             3,
         ),
@@ -98,7 +221,7 @@ def fleet_overview() -> dict[str, Any]:
             stat_panel(
                 "Licensed seats",
                 "Seats holding a backup license: the seats that should be backed up.",
-                query(f"sum(saas_backup_seats{sel(s, LICENSED)})", instant=True),
+                query(f"sum({seat_counts('saas_backup_seats', *M, LICENSED)})", instant=True),
             ),
             3,
         ),
@@ -109,7 +232,7 @@ def fleet_overview() -> dict[str, Any]:
                 "hours old; seats never backed up count as not backed up. For a customer whose "
                 "vendor gives no per-seat backup times, the vendor's own count of active services "
                 "with a recent backup stands in.",
-                query(backed_up_share(s), instant=True),
+                query(backed_up_share(), instant=True),
                 unit="percentunit",
                 thresholds=RATIO_STEPS,
                 decimals=1,
@@ -121,7 +244,7 @@ def fleet_overview() -> dict[str, Any]:
                 "Stale seats",
                 f"Licensed seats whose last backup is more than {SEAT_STALE_HOURS} hours old, "
                 "where the vendor reports per-seat backup times.",
-                query(stale, instant=True),
+                query(f"sum({seat_age(*M, LICENSED)} > bool {STALE})", instant=True),
                 thresholds=PROBLEM_STEPS,
             ),
             3,
@@ -131,175 +254,164 @@ def fleet_overview() -> dict[str, Any]:
                 "Never backed up",
                 "Licensed seats the vendor reports as never backed up. No data where no vendor "
                 "reports per-seat backup state.",
-                query(or_zero(never, f"{SEAT_TIME}{sel(s, LICENSED)}"), instant=True),
+                query(where_reported(never, f"{SEAT_TIME}{sel(SOURCE, LICENSED)}"), instant=True),
                 thresholds=PROBLEM_STEPS,
             ),
             3,
         ),
         (
             stat_panel(
-                "Running backups",
-                "Backups in progress now.",
-                query(
-                    or_zero(f"count(saas_backup_active_backup_start_timestamp_seconds{sel(s)})"),
-                    instant=True,
-                ),
+                "Services not backed up",
+                "Active services without a backup in the vendor's last daily window, over all "
+                "customers' applications (applications paused at the vendor left out). No data "
+                "where no vendor reports service counts.",
+                query(f"sum(\n{not_backed_up(SOURCE)}\n)", instant=True),
+                thresholds=PROBLEM_STEPS,
             ),
             4,
         ),
         (
             stat_panel(
-                f"Failed restores, {RESTORE_FAILED_WITHIN_HOURS} h",
-                "Restore and download jobs that failed in the last "
-                f"{RESTORE_FAILED_WITHIN_HOURS} hours.",
-                query(
-                    or_zero(
-                        "count(time() - saas_backup_restore_job_end_timestamp_seconds"
-                        f"{sel(s, FAILED)} < {seconds(RESTORE_FAILED_WITHIN_HOURS)})"
-                    ),
-                    instant=True,
-                ),
-                thresholds=FAILURE_STEPS,
+                "Running backups",
+                "Backups in progress now.",
+                query(while_up(running, S), instant=True),
+                no_value=UNKNOWN,
             ),
             4,
         ),
     ]
-    for panel, width in stats:
-        grid.add(panel, width, 4)
 
+
+def customers_table() -> Panel:
     def per_customer(expr: str) -> str:
-        return with_customer_name(expr, sel(s), "customer_name, product, status")
-
-    worst_age = (
-        "max by (source, customer_id) (\n"
-        f"  ({SEAT_AGE}{sel(s, LICENSED)})\n"
-        f"  or (time() - saas_backup_application_last_backup_timestamp_seconds{sel(s)})\n"
-        f"  or (time() - saas_backup_last_backup_end_timestamp_seconds{sel(s)})\n"
-        ")"
-    )
-
-    def newest_runs(selector: str) -> str:
-        return (
-            f"saas_backup_last_backup_end_timestamp_seconds{selector}"
-            f" or saas_backup_application_last_backup_status{selector}"
-        )
+        return with_customer_name(expr, S, "customer_name, product, status")
 
     # 0 only for customers whose vendor reports run statuses at all.
     failed_runs = (
-        f"(\n  count by (source, customer_id) ({newest_runs(sel(s, FAILED))})\n"
-        f"  or {BY_CUSTOMER} count by (source, customer_id) ({newest_runs(sel(s))}) * 0\n)"
+        f"(\n  count by ({CUSTOMER_KEY}) ({newest_runs(SOURCE, FAILED)})\n"
+        f"  or {BY_CUSTOMER} count by ({CUSTOMER_KEY}) ({newest_runs(SOURCE)}) * 0\n)"
     )
-    customer_link = (
-        f"/d/{CUSTOMER_UID}/saas-backup-customer-detail?${{__url_time_range}}"
-        "&${datasource:queryparam}&var-source=${__data.fields.source}"
-        "&var-customer=${__data.fields.customer_id}"
+    per_customer_sum = {
+        "C": failed_runs,
+        "D": f"sum by ({CUSTOMER_KEY}) ({seat_age(*M, LICENSED)} > bool {STALE})",
+        "E": f"sum by ({CUSTOMER_KEY}) ({seat_counts(NEVER, *M, LICENSED)})",
+        "F": f"sum by ({CUSTOMER_KEY}) (\n{not_backed_up(SOURCE)}\n)",
+        "G": per(CUSTOMER_KEY, f"saas_backup_customer_backup_ratio{S}"),
+        "H": f"sum by ({CUSTOMER_KEY}) ({seat_counts('saas_backup_seats', *M, LICENSED)})",
+    }
+    names = {
+        "A": "State",
+        "B": "Worst backup age",
+        "C": "Failed backups",
+        "D": "Stale seats",
+        "E": "Never backed up",
+        "F": "Services not backed up",
+        "G": "Backup ratio",
+        "H": "Licensed seats",
+    }
+    problem_column = [prop("thresholds", PROBLEM_STEPS.build()), colour_text()]
+    return table_panel(
+        "Customers, worst first",
+        "Every customer by its worst problem, as the status page judges it: failed (an "
+        "application's or backup instance's newest backup, or a restore in the last day), "
+        "unreadable, stale (seats, applications or backups not backed up in time, services "
+        "missed in the vendor's last daily window, running too long), unprotected (seats not "
+        "licensed, services not taken into backup, not active at the vendor), ok; within one "
+        "state, the oldest backup first. Worst backup age: the oldest of its licensed seats' "
+        "last backups, its applications' and backup instances' last backups that did not fail, "
+        "and the time since its applications were last fully protected. Failed backups: "
+        "applications and backup instances whose newest backup failed. Click a customer for "
+        "its problems, seats and applications.",
+        query(per_customer(sort_key(M)), "A", as_table=True),
+        query(per_customer(worst_age(M)), "B", as_table=True),
+        *(query(per_customer(expr), ref, as_table=True) for ref, expr in per_customer_sum.items()),
+        renames={
+            "customer_name": "Customer",
+            "source": "Source",
+            "product": "Product",
+            "status": "Status",
+            **{f"Value #{ref}": name for ref, name in names.items()},
+        },
+        order=[
+            "customer_name",
+            *(f"Value #{ref}" for ref in names),
+            "status",
+            "product",
+            "source",
+            "customer_id",
+        ],
+        sort_by="State",
+        columns=[
+            column("Customer", prop("links", [{"title": "Customer detail", "url": CUSTOMER_LINK}])),
+            column("customer_id", prop("displayName", "Customer ID")),
+            column("State", prop("mappings", level_mappings()), colour_background()),
+            column(
+                "Worst backup age",
+                prop("unit", "s"),
+                prop("thresholds", AGE_STEPS.build()),
+                colour_background(),
+            ),
+            column("Failed backups", prop("thresholds", FAILURE_STEPS.build()), colour_text()),
+            column("Stale seats", *problem_column),
+            column("Never backed up", *problem_column),
+            column("Services not backed up", *problem_column),
+            column(
+                "Backup ratio",
+                prop("unit", "percentunit"),
+                prop("decimals", 1),
+                prop("thresholds", RATIO_STEPS.build()),
+                colour_text(),
+            ),
+            column(
+                "Status", prop("mappings", text_mappings(CUSTOMER_STATUS_COLOURS)), colour_text()
+            ),
+        ],
     )
+
+
+def fleet_overview() -> dict[str, Any]:
+    grid = Grid()
+    for panel, width in [*top_row(), *second_row()]:
+        grid.add(panel, width, 4)
+    grid.add(customers_table(), 24, 12)
+    missed = f"(\n(\n{not_backed_up(SOURCE)}\n) > 0\n)"
+    missed_of = f"(\n{services('active', SOURCE)}\nand on ({APPLICATION_KEY})\n{missed}\n)"
     grid.add(
         table_panel(
-            "Customers by worst backup age",
-            "Each customer's oldest last backup, over its licensed seats, applications and "
-            "backup instances, whatever that backup's status. Failed backups: applications and "
-            "backup instances whose newest backup failed. Seats never backed up have no age; "
-            "they have their own column. Click a customer for its detail.",
-            query(per_customer(worst_age), "A", as_table=True),
-            query(
-                per_customer(f"sum by (source, customer_id) (saas_backup_seats{sel(s, LICENSED)})"),
-                "B",
-                as_table=True,
-            ),
-            query(
-                per_customer(
-                    f"sum by (source, customer_id) ({SEAT_AGE}{sel(s, LICENSED)} > bool {STALE})"
-                ),
-                "C",
-                as_table=True,
-            ),
-            query(
-                per_customer(
-                    "sum by (source, customer_id) "
-                    f"(saas_backup_seats_never_backed_up{sel(s, LICENSED)})"
-                ),
-                "D",
-                as_table=True,
-            ),
-            query(
-                per_customer(f"min by (source, customer_id) (saas_backup_customer_up{sel(s)})"),
-                "E",
-                as_table=True,
-            ),
-            query(per_customer(failed_runs), "F", as_table=True),
+            "Services not backed up in the last day",
+            "Customers' applications with active services that had no backup in the vendor's "
+            "last daily window, as SaaSBackupServicesNotBackedUp counts them (applications "
+            "paused at the vendor left out), most first. Click a customer for its detail.",
+            query(with_customer_name(missed, S), "A", as_table=True),
+            query(with_customer_name(missed_of, S), "B", as_table=True),
             renames={
                 "customer_name": "Customer",
+                "application": "Application",
                 "source": "Source",
-                "product": "Product",
-                "status": "Status",
-                "Value #A": "Worst backup age",
-                "Value #B": "Licensed seats",
-                "Value #C": "Stale seats",
-                "Value #D": "Never backed up",
-                "Value #E": "Readable",
-                "Value #F": "Failed backups",
+                "Value #A": "Not backed up",
+                "Value #B": "Active services",
             },
-            order=[
-                "customer_name",
-                "Value #A",
-                "Value #F",
-                "Value #C",
-                "Value #D",
-                "Value #B",
-                "Value #E",
-                "status",
-                "product",
-                "source",
-                "customer_id",
-            ],
-            sort_by="Worst backup age",
+            order=["customer_name", "application", "Value #A", "Value #B", "source", "customer_id"],
+            sort_by="Not backed up",
             columns=[
                 column(
-                    "Customer",
-                    prop("links", [{"title": "Customer detail", "url": customer_link}]),
+                    "Customer", prop("links", [{"title": "Customer detail", "url": CUSTOMER_LINK}])
                 ),
                 column("customer_id", prop("displayName", "Customer ID")),
-                column(
-                    "Worst backup age",
-                    prop("unit", "s"),
-                    prop("thresholds", AGE_STEPS.build()),
-                    colour_background(),
-                ),
-                column("Failed backups", prop("thresholds", FAILURE_STEPS.build()), colour_text()),
-                column("Stale seats", prop("thresholds", PROBLEM_STEPS.build()), colour_text()),
-                column("Never backed up", prop("thresholds", PROBLEM_STEPS.build()), colour_text()),
-                column(
-                    "Readable",
-                    prop(
-                        "mappings",
-                        [
-                            dm.ValueMap(
-                                options={
-                                    "0": dm.ValueMappingResult(text="no", color=RED, index=0),
-                                    "1": dm.ValueMappingResult(text="yes", color=GREEN, index=1),
-                                }
-                            )
-                        ],
-                    ),
-                    colour_text(),
-                ),
-                column(
-                    "Status",
-                    prop("mappings", text_mappings(CUSTOMER_STATUS_COLOURS)),
-                    colour_text(),
-                ),
+                column("Not backed up", prop("unit", "none")),
+                column("Active services", prop("unit", "none")),
             ],
         ),
         24,
-        12,
+        8,
     )
     grid.add(
         timeseries_panel(
             "Seats by license state",
             "Seats per license state: licensed seats are backed up, the others are not.",
             query(
-                f"sum by (license_state) (saas_backup_seats{sel(s)})", legend="{{license_state}}"
+                f"sum by (license_state) ({seat_counts('saas_backup_seats', *M)})",
+                legend="{{license_state}}",
             ),
             stacked=True,
         ),
@@ -312,12 +424,12 @@ def fleet_overview() -> dict[str, Any]:
             f"Licensed seats whose last backup is older than {SEAT_STALE_HOURS} h and "
             f"{SEAT_CRITICAL_HOURS} h, per source.",
             query(
-                f"sum by (source) ({SEAT_AGE}{sel(s, LICENSED)} > bool {STALE})",
+                f"sum by (source) ({seat_age(*M, LICENSED)} > bool {STALE})",
                 "A",
                 legend="{{source}}" + f" > {SEAT_STALE_HOURS} h",
             ),
             query(
-                f"sum by (source) ({SEAT_AGE}{sel(s, LICENSED)} > bool {CRITICAL})",
+                f"sum by (source) ({seat_age(*M, LICENSED)} > bool {CRITICAL})",
                 "B",
                 legend="{{source}}" + f" > {SEAT_CRITICAL_HOURS} h",
             ),
@@ -326,47 +438,15 @@ def fleet_overview() -> dict[str, Any]:
         12,
         8,
     )
-    missed = f"(\n(\n{not_backed_up(s)}\n) > 0\n)"
-    missed_of = (
-        f"(\n{services('active', s)}\nand on (source, customer_id, application)\n{missed}\n)"
+    dashboard = (
+        new_dashboard(
+            FLEET_UID,
+            "SaaS backup / Fleet overview",
+            "Are our SaaS backups OK: sources, data age, customers with problems and failures "
+            "at the top; every customer, the worst first, below.",
+        )
+        .with_variable(job_variable())
+        .with_variable(instance_variable())
+        .with_variable(source_variable(include_all=True))
     )
-    grid.add(
-        table_panel(
-            "Services not backed up in the last day",
-            "Customers' applications with active services that had no backup in the vendor's "
-            "last daily window, as SaaSBackupServicesNotBackedUp counts them (applications "
-            "paused at the vendor left out), most first. Click a customer for its detail.",
-            query(with_customer_name(missed, sel(s)), "A", as_table=True),
-            query(
-                with_customer_name(missed_of, sel(s)),
-                "B",
-                as_table=True,
-            ),
-            renames={
-                "customer_name": "Customer",
-                "application": "Application",
-                "source": "Source",
-                "Value #A": "Not backed up",
-                "Value #B": "Active services",
-            },
-            order=["customer_name", "application", "Value #A", "Value #B", "source", "customer_id"],
-            sort_by="Not backed up",
-            columns=[
-                column(
-                    "Customer",
-                    prop("links", [{"title": "Customer detail", "url": customer_link}]),
-                ),
-                column("customer_id", prop("displayName", "Customer ID")),
-                column("Not backed up", prop("unit", "none")),
-                column("Active services", prop("unit", "none")),
-            ],
-        ),
-        24,
-        8,
-    )
-    dashboard = new_dashboard(
-        FLEET_UID,
-        "SaaS backup / Fleet overview",
-        "Every customer's SaaS backups at a glance: are seats being backed up, and who is worst.",
-    ).with_variable(source_variable(include_all=True))
     return finish(dashboard, grid)

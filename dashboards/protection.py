@@ -12,9 +12,11 @@ from grafana_foundation_sdk.models import dashboard as dm
 from alerts.thresholds import NOT_FULLY_PROTECTED_HOURS, SEAT_STALE_HOURS
 from dashboards.queries import (
     CUSTOMER,
+    CUSTOMER_KEY,
     PER_APPLICATION,
     SOURCE,
     not_backed_up,
+    per,
     query,
     sel,
     services,
@@ -69,13 +71,13 @@ def add_protection_panels(grid: Grid) -> None:
         stat_panel(
             "Used storage",
             "Storage used by the customer's backups, as the vendor reports it.",
-            query(f"sum(saas_backup_customer_used_bytes{c})", instant=True),
+            query(f"sum({per(CUSTOMER_KEY, f'saas_backup_customer_used_bytes{c}')})", instant=True),
             unit="bytes",
         ),
         stat_panel(
             "Billable seats",
             "Seats the vendor bills for. No data where the vendor does not say.",
-            query(f"sum(saas_backup_seats_billable{c})", instant=True),
+            query(f"sum({per(CUSTOMER_KEY, f'saas_backup_seats_billable{c}')})", instant=True),
             thresholds=INFO_STEPS,
         ),
     )

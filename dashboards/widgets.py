@@ -31,7 +31,8 @@ from grafana_foundation_sdk.models.common import (
 )
 
 from alerts.thresholds import BACKUP_RATIO_GOOD, BACKUP_RATIO_POOR
-from dashboards.queries import CRITICAL, DATASOURCE, NOT_FULLY_PROTECTED, STALE
+from dashboards.problems import LEVELS
+from dashboards.queries import CRITICAL, DATASOURCE, JOB, NOT_FULLY_PROTECTED, STALE, sel
 
 TAG: Final = "saas-backup"
 
@@ -109,6 +110,30 @@ UP_MAPPINGS: Final[list[dm.ValueMapping]] = [
         }
     )
 ]
+
+
+# Colours of the problem levels (dashboards/problems.py), as the status page paints them.
+LEVEL_COLOURS: Final = {
+    "ok": GREEN,
+    "unprotected": "yellow",
+    "stale": ORANGE,
+    "unreadable": "purple",
+    "failed": RED,
+}
+
+
+def level_mappings() -> list[dm.ValueMapping]:
+    """A level, or a level plus less than a half (problems.sort_key), as its word."""
+    return [
+        dm.RangeMap(
+            options=dm.DashboardRangeMapOptions(
+                from_val=level,
+                to=level + 0.5,
+                result=dm.ValueMappingResult(text=word, color=LEVEL_COLOURS[word], index=level),
+            )
+        )
+        for level, word in LEVELS.items()
+    ]
 
 
 # A timestamp that is NaN: nothing has finished yet.
@@ -196,6 +221,7 @@ def stat_panel(
     mappings: list[dm.ValueMapping] | None = None,
     text_mode: BigValueTextMode = BigValueTextMode.AUTO,
     decimals: float | None = None,
+    no_value: str | None = None,
 ) -> stat.Panel:
     panel = (
         stat.Panel()
@@ -212,6 +238,8 @@ def stat_panel(
         panel = panel.mappings(mappings)
     if decimals is not None:
         panel = panel.decimals(decimals)
+    if no_value is not None:
+        panel = panel.no_value(no_value)
     for target in targets:
         panel = panel.with_target(target)
     return panel
@@ -227,6 +255,7 @@ def table_panel(
     sort_by: str,
     descending: bool = True,
     exclude: Iterable[str] = SCRAPE_COLUMNS,
+    unit: str | None = None,
 ) -> table.Panel:
     panel = (
         table.Panel()
@@ -237,6 +266,8 @@ def table_panel(
         .sort_by([TableSortByFieldState().display_name(sort_by).desc(descending)])
         .transformations(merge_and_name(renames, order, exclude))
     )
+    if unit is not None:
+        panel = panel.unit(unit)
     for target in targets:
         panel = panel.with_target(target)
     for name, properties in columns:
@@ -283,24 +314,64 @@ def datasource_variable() -> db.DatasourceVariable:
     return db.DatasourceVariable("datasource").label("Data source").type("prometheus")
 
 
-def source_variable(*, include_all: bool, within: str = "") -> db.QueryVariable:
+# dashboard-linter's template-job-rule and template-instance-rule: multi-select, All as `.+`.
+ALL: Final = ".+"
+
+
+def all_of(variable: db.QueryVariable) -> db.QueryVariable:
+    return (
+        variable.multi(True)
+        .include_all(True)
+        .all_value(ALL)
+        .current(dm.VariableOption(selected=True, text=["All"], value=["$__all"]))
+    )
+
+
+def job_variable(metric: str = "saas_backup_up", default: str | None = None) -> db.QueryVariable:
+    """The exporter's scrape jobs: every one by default, or `default` (for which all stays the
+    choice when Prometheus has no such job)."""
+    variable = all_of(
+        db.QueryVariable("job")
+        .label("Job")
+        .description("The Prometheus scrape job of the exporter.")
+        .datasource(DATASOURCE)
+        .query(f"label_values({metric}, job)")
+        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dm.VariableSort.ALPHABETICAL_ASC)
+    )
+    if default is not None:
+        variable = variable.current(
+            dm.VariableOption(selected=True, text=[default], value=[default])
+        )
+    return variable
+
+
+def instance_variable(metric: str = "saas_backup_up") -> db.QueryVariable:
+    return all_of(
+        db.QueryVariable("instance")
+        .label("Instance")
+        .description(
+            "Exporter replicas. With several scraping the same vendors, each thing is counted "
+            "once whichever replicas are chosen."
+        )
+        .datasource(DATASOURCE)
+        .query(f"label_values({metric}{{{JOB}}}, instance)")
+        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dm.VariableSort.ALPHABETICAL_ASC)
+    )
+
+
+def source_variable(*, include_all: bool) -> db.QueryVariable:
     variable = (
         db.QueryVariable("source")
         .label("Source")
         .description("A source configured in the exporter (one vendor account).")
         .datasource(DATASOURCE)
-        .query(f"label_values(saas_backup_up{within}, source)")
+        .query(f"label_values(saas_backup_up{sel()}, source)")
         .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(dm.VariableSort.ALPHABETICAL_ASC)
     )
-    if include_all:
-        variable = (
-            variable.multi(True)
-            .include_all(True)
-            .all_value(".*")
-            .current(dm.VariableOption(selected=True, text=["All"], value=["$__all"]))
-        )
-    return variable
+    return all_of(variable) if include_all else variable
 
 
 def dashboard_links() -> list[cogbuilder.Builder[dm.DashboardLink]]:
@@ -315,10 +386,13 @@ def dashboard_links() -> list[cogbuilder.Builder[dm.DashboardLink]]:
 
 
 def new_dashboard(uid: str, title: str, description: str) -> db.Dashboard:
+    """A dashboard, not editable (change the generator, not the dashboard), with its data source
+    variable; its job and instance variables are the caller's, after it."""
     return (
         db.Dashboard(title)
         .uid(uid)
         .description(description)
+        .readonly()
         .tags([TAG])
         .timezone("browser")
         .refresh("1m")

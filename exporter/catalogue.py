@@ -388,6 +388,15 @@ CRAWL_CUSTOMERS: Final = MetricDef(
 )
 
 
+SOURCE_CUSTOMERS: Final = MetricDef(
+    "saas_backup_source_customers",
+    "gauge",
+    "Customers in the source's newest customer list; absent until the exporter has read one "
+    "since it started.",
+    ("source",),
+)
+
+
 CRAWL_RUNNING: Final = MetricDef(
     "saas_backup_crawl_running",
     "gauge",
@@ -480,6 +489,7 @@ CATALOGUE: Final = (
     CUSTOMER_DATA_AGE_SECONDS,
     CRAWL_PROGRESS,
     CRAWL_CUSTOMERS,
+    SOURCE_CUSTOMERS,
     CRAWL_RUNNING,
     CRAWL_LAST_PROGRESS_TIMESTAMP_SECONDS,
     API_BUDGET_REMAINING_CALLS,

@@ -14,12 +14,14 @@ from typing import Any
 import stamina.instrumentation
 import uvicorn
 
-from exporter import __version__, logs, vendors
+from exporter import __version__, logs, seatcli, vendors
 from exporter.app import build_app
 from exporter.config import Config, ConfigError, build_config, load_config
+from exporter.filters import CustomerMatcher, filter_summary
 from exporter.limits import server_options
-from exporter.persist import saved_customers
+from exporter.persist import saved_customer_lists
 from exporter.plan import describe, plan_source
+from exporter.reload import install_sighup
 from exporter.server import parse_listen_address
 from exporter.simulator.app import Simulator
 from exporter.simulator.serve import add_arguments as add_simulator_arguments
@@ -66,7 +68,13 @@ def _parser() -> argparse.ArgumentParser:
         help="TLS, basic auth, response headers and rate limit, in the exporter-toolkit's web "
         "config format; re-read when it changes",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{demo,simulator}")
+    parser.add_argument(
+        "--web.enable-lifecycle",
+        dest="enable_lifecycle",
+        action="store_true",
+        help="POST /-/reload reloads the config, as SIGHUP does (off: it answers 403)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{demo,simulator,seats}")
     demo = commands.add_parser("demo", help="run the exporter against the built-in simulator")
     _common(demo)
     demo.add_argument("--customers", type=int, default=12)
@@ -80,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulator = commands.add_parser("simulator", help="run the vendor API simulator alone")
     add_simulator_arguments(simulator)
+    seatcli.add_parser(commands)
     return parser
 
 
@@ -102,15 +111,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _plan(config: Config, customers: int | None) -> list[str]:
-    counts = saved_customers(config) if customers is None else {}
+    lists = saved_customer_lists(config)
     lines = ['plan (sizing: see the README\'s "Sizing for a real fleet"):']
     for settings in config.sources:
-        count = customers if customers is not None else counts.get(settings.name)
+        listed = lists.get(settings.name)
+        keep = CustomerMatcher(settings.customers)
+        count = customers
+        if count is None and listed is not None:
+            count = keep.count(listed)
         plan = plan_source(settings, config.cache, ASSUMED_CUSTOMERS if count is None else count)
         described = describe(plan, settings.budget.reserve_ratio)
         if count is None:
             described[0] += " (assumed; set --plan.customers)"
         lines += [f"  {line}" for line in described]
+        if keep.active:
+            lines.append(f"    {filter_summary(keep, listed)}")
     return lines
 
 
@@ -188,10 +203,14 @@ async def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _serve(config: Config, listen: str, web: WebConfig | None) -> int:
+async def _serve(
+    args: argparse.Namespace, config: Config, listen: str, web: WebConfig | None
+) -> int:
     logs.redact.register(config.secrets())
     live = LiveWebConfig(web) if web is not None else None
-    settings = uvicorn_config(build_app(config, web=live), listen, config)
+    app = build_app(config, web=live, config_file=args.config_file, lifecycle=args.enable_lifecycle)
+    install_sighup(app.state.reloader)
+    settings = uvicorn_config(app, listen, config)
     if live is not None and web is not None and web.tls is not None:
         settings.load()
         # Set after load(), which builds no context of its own without ssl_certfile: each new
@@ -222,9 +241,11 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(_demo(args))
     if args.command == "simulator":
         return run_simulator(args)
+    if args.command == "seats":
+        return seatcli.run(args)
     if args.config_file is None:
         print(
-            "saas-backup-exporter: --config.file is required (or use: demo, simulator)",
+            "saas-backup-exporter: --config.file is required (or use: demo, simulator, seats)",
             file=sys.stderr,
         )
         return 2
@@ -259,7 +280,7 @@ def _run(args: argparse.Namespace) -> int:
         for line in _plan(config, args.plan_customers):
             print(line)
         return 0
-    return asyncio.run(_serve(config, listen, web))
+    return asyncio.run(_serve(args, config, listen, web))
 
 
 def _print_problems(path: Path | None, what: str, problems: list[str]) -> None:

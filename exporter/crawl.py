@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final, Protocol
 
+from exporter.filters import CustomerMatcher
 from exporter.source import Listing, Part, Source, Store
 
 logger = logging.getLogger(__name__)
@@ -75,9 +76,13 @@ class Crawl:
         workers: int,
         events: CrawlEvents,
         clock: Callable[[], float] = time.time,
+        keep: CustomerMatcher | None = None,
     ) -> None:
         self.source = source
         self._store = store
+        self._keep = keep
+        # The newest customer list before the filter: id -> name ("" when not given).
+        self.customer_list: dict[str, str] = {}
         self._workers = workers
         self._events = events
         self._clock = clock
@@ -103,8 +108,10 @@ class Crawl:
             due = min(due, part.due)
         return due
 
-    def restore(self, parts: dict[str, Part]) -> None:
-        self.parts = dict(parts)
+    def restore(self, parts: dict[str, Part], customer_list: dict[str, str]) -> None:
+        # A filter changed since: the customers it leaves out are not served from the file.
+        self.parts = self._keep.parts(parts) if self._keep is not None else dict(parts)
+        self.customer_list = dict(customer_list)
 
     def down_streak(self) -> bool:
         return self.failed_streak >= min(FAILED_READS_DOWN, max(self.view.total, 1))
@@ -115,6 +122,9 @@ class Crawl:
         self.view = CrawlView(running=True, started=started)
         try:
             listing = await self.source.listing(self._store)
+            self.customer_list = {cid: listing.names.get(cid, "") for cid in listing.customers}
+            if self._keep is not None:
+                listing = self._keep.listing(listing, self.source.name)
             self.listing = listing
             self._digests = {cid: digest(unit) for cid, unit in listing.customers.items()}
             gone = set(self.parts) - set(listing.customers)

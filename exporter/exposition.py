@@ -93,11 +93,28 @@ class Exposition:
             self.renders += 1
         return part
 
+    def reset(self, config: MetricsConfig) -> None:
+        """Forget every assembled body: after a config reload a source's new runner counts its
+        generations afresh, so an old key could name another body. The chunks are kept (each is
+        checked against its records' identity) unless the metrics settings changed."""
+        self._static.clear()
+        if config != self._config:
+            self._config = config
+            self.chunks = Chunks(config)
+
     def body(
-        self, states: Sequence[SourceState], now: float, *, openmetrics: bool, gzip: bool
+        self,
+        states: Sequence[SourceState],
+        now: float,
+        *,
+        openmetrics: bool,
+        gzip: bool,
+        extra: bytes = b"",
     ) -> Body:
+        """The document for ``states``; ``extra``: encoded families of the exporter's own, read
+        live, appended to the tail."""
         static = self._static_part(states, openmetrics)
-        live = tail(states, static.ages, now, openmetrics=openmetrics)
+        live = tail(states, static.ages, now, openmetrics=openmetrics) + extra
         if openmetrics:
             live += OPENMETRICS_EOF
         content_type = OPENMETRICS_TYPE if openmetrics else TEXT_TYPE

@@ -27,20 +27,21 @@ def fingerprint(settings: SourceBase) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
-def saved_customers(config: Config) -> dict[str, int]:
-    """How many customers each source had when the state file was last written; nothing when
-    there is no state file (none is created here)."""
+def saved_customer_lists(config: Config) -> dict[str, dict[str, str]]:
+    """Each source's customer list (id -> name, before its filter) when the state file was last
+    written; nothing when there is no state file (none is created here)."""
     path = config.cache.state_file
     if path is None or not path.is_file():
         return {}
     state = StateFile(path)
     try:
-        counts = {}
+        lists = {}
         for settings in config.sources:
             saved = state.load(settings.name, fingerprint(settings))
             if saved is not None:
-                counts[settings.name] = len(saved.parts)
-        return counts
+                # Files written before the list was kept: the customers served then.
+                lists[settings.name] = saved.meta.customer_list or dict.fromkeys(saved.parts, "")
+        return lists
     finally:
         state.close()
 

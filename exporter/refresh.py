@@ -17,6 +17,7 @@ from exporter.budget import BudgetView
 from exporter.cache import FAILURE_RETRY_SECONDS, EndpointCache
 from exporter.config import CacheConfig
 from exporter.crawl import Crawl, CrawlView
+from exporter.filters import CustomerMatcher
 from exporter.http import ApiStats
 from exporter.model import Snapshot, merge
 from exporter.plan import SourcePlan
@@ -39,6 +40,8 @@ class SourceState:
     parts: Mapping[str, Part] = field(default_factory=dict)
     # A customer list has been read (or restored): no parts then means no customers.
     listed: bool = False
+    # Customers in the newest customer list read since the start; None before one is read.
+    listed_customers: int | None = None
     up: bool = False
     refreshed: bool = False
     last_success: float | None = None
@@ -79,6 +82,7 @@ class SourceRunner:
         workers: int = 4,
         stall_seconds: float = 600.0,
         plan: Callable[[int], SourcePlan] | None = None,
+        keep: CustomerMatcher | None = None,
     ) -> None:
         self.source = source
         self._config = cache_config
@@ -87,7 +91,9 @@ class SourceRunner:
         self._plan = plan
         self._clock = clock
         self.endpoints = EndpointCache(cache_config, clock, ttls)
-        self.crawl = Crawl(source, self.endpoints, workers=workers, events=self, clock=clock)
+        self.crawl = Crawl(
+            source, self.endpoints, workers=workers, events=self, clock=clock, keep=keep
+        )
         self._task: asyncio.Task[None] | None = None
         self._waiters: set[asyncio.Task[None]] = set()
         self._next_due = 0.0
@@ -161,7 +167,7 @@ class SourceRunner:
         list is read again by the first crawl; customers whose entry did not change and whose
         data is not due are not read again."""
         meta = saved.meta
-        self.crawl.restore(saved.parts)
+        self.crawl.restore(saved.parts, meta.customer_list)
         if self.source.pacer is not None and meta.budget:
             self.source.pacer.restore(meta.budget)
         self._listed = meta.listed
@@ -188,6 +194,7 @@ class SourceRunner:
             listing_fetched_at=listing.fetched_at if listing is not None else None,
             listing_due=listing.due if listing is not None else None,
             budget=self.source.pacer.dump() if self.source.pacer is not None else {},
+            customer_list=self.crawl.customer_list,
         )
 
     def _set(self, up: bool, error: str | None) -> None:
@@ -264,6 +271,9 @@ class SourceRunner:
             generation=self._generation,
             parts=dict(self.crawl.parts),
             listed=self._listed,
+            listed_customers=(
+                len(self.crawl.listing.customers) if self.crawl.listing is not None else None
+            ),
             up=up,
             refreshed=self._refreshed,
             last_success=self._last_success,

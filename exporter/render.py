@@ -114,12 +114,19 @@ def _customer_rows(rows: Rows, source: str, part: Part) -> None:
             rows.add(m.CUSTOMER_USED_BYTES, c.used_bytes, **customer)
 
 
+ZERO_STATES: Final = ("licensed", "unlicensed")
+
+
 def _seat_count_rows(rows: Rows, source: str, seats: Iterable[Seat]) -> None:
     counts: Counter[tuple[str, str, str]] = Counter()
     never: Counter[tuple[str, str, str]] = Counter()
     # Only customers whose vendor says which seats it bills get the series (zero included).
     billable: dict[str, int] = {}
     for seat in seats:
+        # Every seat type a customer has counts its licensed and unlicensed seats, zero
+        # included: an alert on 0 -> N unlicensed seats needs the 0.
+        for state in ZERO_STATES:
+            counts[seat.customer_id, seat.seat_type, state] += 0
         key = (seat.customer_id, seat.seat_type, seat.license_state)
         counts[key] += 1
         if seat.reports_backup_time and seat.last_backup is None:
@@ -290,6 +297,8 @@ def static_families(states: Sequence[SourceState], config: MetricsConfig) -> lis
 
 def _crawl_rows(rows: Rows, state: SourceState) -> None:
     source, crawl = state.name, state.crawl
+    if state.listed_customers is not None:
+        rows.add(m.SOURCE_CUSTOMERS, state.listed_customers, source=source)
     rows.add(m.CRAWL_RUNNING, 1 if crawl.running else 0, source=source)
     rows.add(m.CRAWL_PROGRESS, crawl.progress, source=source)
     pending = max(crawl.total - crawl.read - crawl.failed, 0)

@@ -6,6 +6,7 @@ those files during validation, so a loaded config holds every secret it needs.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from pathlib import Path
 from typing import Annotated, ClassVar, Final, Self
@@ -56,6 +57,30 @@ class BudgetConfig(Strict):
     burst_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
 
 
+class CustomerPattern(Strict):
+    regex: str
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            # The position, never the pattern: config errors do not quote values.
+            raise ValueError(
+                f"not a valid regular expression ({exc.msg} at position {exc.pos})"
+            ) from None
+        return value
+
+
+class CustomerFilter(Strict):
+    """Customers to crawl and export: ids or display names, exact or `{regex: ...}` (anchored).
+    Empty include: every customer; exclude wins. See exporter/filters.py."""
+
+    include: tuple[str | CustomerPattern, ...] = ()
+    exclude: tuple[str | CustomerPattern, ...] = ()
+
+
 class SourceBase(Strict):
     # The config key stays `type:` for compatibility; the code calls it the vendor.
     vendor: str = Field(alias="type")
@@ -81,6 +106,8 @@ class SourceBase(Strict):
     # How long one call may take in all: the connect, the headers and the whole body. Default:
     # connect_timeout_seconds + timeout_seconds (which bound each step, not the sum of reads).
     request_deadline_seconds: PositiveSeconds | None = None
+    # Test and internal tenants left out: not crawled (no API spend) and not exported.
+    customers: CustomerFilter = CustomerFilter()
 
     @property
     def deadline_seconds(self) -> float:

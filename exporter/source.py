@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from exporter.budget import Pacer
@@ -80,6 +80,8 @@ class Listing(Generic[U]):
     fetched_at: float
     due: float
     error: str | None = None
+    # Display names by customer id, where the list gives them (for customer filters).
+    names: Mapping[str, str] = field(default_factory=dict)
 
 
 def safe_reason(exc: BaseException) -> str:
@@ -198,9 +200,12 @@ class Reading:
     def error(self) -> str | None:
         return "; ".join(self.problems) or None
 
-    def listing(self, customers: Mapping[str, U]) -> Listing[U]:
-        """The customer list read through this reading."""
-        return Listing(customers, self.oldest, self.due, self.error)
+    def listing(
+        self, customers: Mapping[str, U], names: Mapping[str, str | None] | None = None
+    ) -> Listing[U]:
+        """The customer list read through this reading, with the names it gives."""
+        known = {cid: name for cid, name in (names or {}).items() if name}
+        return Listing(customers, self.oldest, self.due, self.error, known)
 
     def part(self, customer_id: str, records: Snapshot) -> Part:
         """This customer's part; its error, if any, goes into the records too."""

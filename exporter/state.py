@@ -79,6 +79,7 @@ class SourceMeta:
     listing_due: float | None = None
     # The pacer's window state, opaque here.
     budget: dict[str, float | None] = field(default_factory=dict)
+    customer_list: dict[str, str] = field(default_factory=dict)  # unfiltered: id -> name
 
 
 @dataclass(frozen=True, slots=True)

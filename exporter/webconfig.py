@@ -311,16 +311,29 @@ class LiveWebConfig:
         assert tls is not None
         return tls
 
+    def load(self) -> WebConfig:
+        """The file as it is now, checked against the one in force; raises ConfigError. For a
+        reload of the whole config (``exporter.reload``), which then calls ``use``."""
+        new = load_web_config(self._loaded.path)
+        if (new.tls is None) != (self._loaded.tls is None):
+            raise ConfigError(
+                ["tls_server_config: TLS can not be turned on or off while running; restart"]
+            )
+        return new
+
+    def use(self, new: WebConfig) -> None:
+        """Put a loaded web config in force: new connections and requests get it."""
+        logs.redact.register(new.secrets())
+        self._loaded = new
+        self._seen = self._files_signature(new)
+        self._last_problems = None
+
     def _reload_if_changed(self) -> None:
         if self._files_signature(self._loaded) == self._seen:
             return
         path = self._loaded.path
         try:
-            new = load_web_config(path)
-            if (new.tls is None) != (self._loaded.tls is None):
-                raise ConfigError(
-                    ["tls_server_config: TLS can not be turned on or off while running; restart"]
-                )
+            new = self.load()
         except ConfigError as exc:
             # Retried at each check until it loads; logged once per distinct set of problems.
             if exc.problems != self._last_problems:
@@ -332,8 +345,5 @@ class LiveWebConfig:
                     "; ".join(exc.problems),
                 )
             return
-        logs.redact.register(new.secrets())
-        self._loaded = new
-        self._seen = self._files_signature(new)
-        self._last_problems = None
+        self.use(new)
         logger.info("msg=%s file=%s config=%s", "web config reloaded", str(path), new.describe())

@@ -84,8 +84,9 @@ def promtool_test_rules(path: Path) -> subprocess.CompletedProcess[str]:
 class ServerThread:
     """An ASGI app served by uvicorn on 127.0.0.1 in a thread of its own."""
 
-    def __init__(self, app: Any, **options: Any) -> None:
-        self._sock = listening_socket("127.0.0.1", 0)
+    def __init__(self, app: Any, port: int = 0, **options: Any) -> None:
+        # A given port: a restarted server on the address its clients already use.
+        self._sock = listening_socket("127.0.0.1", port)
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         options.setdefault("timeout_graceful_shutdown", 1)

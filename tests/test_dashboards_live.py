@@ -1,6 +1,7 @@
 """The dashboards against the exporter: every PromQL expression in every panel and template
 variable runs through a real Prometheus that scrapes the demo fleet, and the statuses the
-exporter emits all have colours.
+exporter emits all have colours. Prometheus scrapes the exporter as two replicas (instances
+replica-a and replica-b, as a high-availability pair would be): nothing may count twice.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from dashboards import widgets
+from dashboards import problems, widgets
+from dashboards.queries import ZERO_SUFFIX
 from exporter.app import build_app
 from exporter.cli import demo_config
 from exporter.model import BACKUP_STATUSES, CUSTOMER_STATUSES
@@ -25,6 +27,11 @@ from tests.test_dashboards import UIDS, load, panels, variables
 # Panels that must show data for the demo fleet, which has a bit of everything.
 CORE = {
     "saas-backup-fleet": {
+        "Sources",
+        "Data age",
+        "Unreadable customers",
+        "Customers needing attention",
+        "Failed backups",
         "Customers",
         "Licensed seats",
         "Backed up in 24 h",
@@ -32,12 +39,14 @@ CORE = {
         "Never backed up",
         "Running backups",
         "Failed restores, 24 h",
-        "Customers by worst backup age",
+        "Services not backed up",
+        "Customers, worst first",
         "Seats by license state",
         "Stale licensed seats",
         "Services not backed up in the last day",
     },
     "saas-backup-customer": {
+        "Problems",
         "Seats, worst first",
         "Applications",
         "Running backups",
@@ -67,9 +76,17 @@ BUILTINS = {
     "__range": "5m",
     "__range_s": "300",
 }
+# Every exporter job and replica, as the job and instance variables open.
+EVERY_EXPORTER = {"job": ".+", "instance": ".+"}
 VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
-# dashboards.queries.or_zero's fallbacks: 0 always, or 0 where the vendor reports the thing at all.
-FALLBACK = re.compile(r"(?: or vector\(0\)|\nor on \(\) count\([^\n]+\) \* 0)$")
+# dashboards.queries' fallbacks: 0 while the sources are up (while_up), or where the vendor
+# reports the thing at all (where_reported).
+FALLBACK = re.compile(
+    "\n(?:" + re.escape(ZERO_SUFFIX) + r"[^\n]+|or on \(\) count\([^\n]+\) \* 0)$"
+)
+REPLICAS = ("replica-a", "replica-b")
+# Core panels whose real answer for the demo fleet is 0.
+NONE_IN_THE_DEMO = {"Unreadable customers"}
 
 
 @dataclass
@@ -92,14 +109,20 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                 "scrape_configs": [
                     {
                         "job_name": "saas-backup",
-                        "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}],
+                        "static_configs": [
+                            {
+                                "targets": [f"127.0.0.1:{exporter.port}"],
+                                "labels": {"instance": replica},
+                            }
+                            for replica in REPLICAS
+                        ],
                     }
                 ],
             },
         ).start()
         try:
             prometheus.wait_for(
-                "count(saas_backup_up == 1)", lambda r: r and r[0]["value"][1] == "3"
+                "count(saas_backup_up == 1)", lambda r: r and r[0]["value"][1] == "6"
             )
             # rate() over [1m] needs two samples; take a few more.
             prometheus.wait_for(
@@ -206,8 +229,7 @@ def match_all_values(live: Live, dashboard: dict[str, Any]) -> dict[str, str]:
         if variable["type"] == "query":
             found = resolve_variable(live.prometheus, variable, values)
             assert found, f"variable {name} finds no values for the demo fleet"
-        # A text box holds what was typed: its default, as a dashboard opens.
-        values[name] = variable["query"] if variable["type"] == "textbox" else ".*"
+        values[name] = variable.get("allValue") or ".*"
     return values
 
 
@@ -218,6 +240,12 @@ def test_every_query_runs_and_core_panels_have_data(live: Live, name: str) -> No
     outcomes = run_dashboard(live, dashboard, match_all_values(live, dashboard))
     errors = [f"{o.panel} [{o.ref}]: {o.error}\n{o.expr}" for o in outcomes if o.error]
     assert not errors, "\n\n".join(errors)
+    if name != "exporter-health.json":
+        # Each thing once, whichever replica reported it: nothing is split by exporter.
+        split = [
+            o.panel for o in outcomes for r in o.result if {"job", "instance"} & set(r["metric"])
+        ]
+        assert not split, f"results split by exporter replica: {sorted(set(split))}"
     core = CORE[dashboard["uid"]]
     titles = {p["title"] for p in panels(dashboard)}
     assert core <= titles, f"core panels missing: {core - titles}"
@@ -227,6 +255,8 @@ def test_every_query_runs_and_core_panels_have_data(live: Live, name: str) -> No
             continue
         if not outcome.result:
             empty.append(f"{outcome.panel} [{outcome.ref}]")
+        elif outcome.panel in NONE_IN_THE_DEMO:
+            continue  # its 0 and its count: tests/test_dashboards_worst.py
         elif fallback := FALLBACK.search(outcome.expr):
             # A fallback 0 must not hide a query that finds nothing.
             bare = outcome.expr[: fallback.start()]
@@ -305,7 +335,7 @@ def test_fleet_numbers_agree_with_the_exporter(live: Live) -> None:
     assert single("Running backups") >= 1
     assert single("Failed restores, 24 h") >= 1
     # The customer table names every row from saas_backup_customer_info, for the data link too.
-    rows = instant(outcomes, "Customers by worst backup age")
+    rows = instant(outcomes, "Customers, worst first")
     assert rows
     for row in rows:
         assert {"customer_name", "source", "customer_id"} <= set(row["metric"]), row
@@ -323,7 +353,7 @@ def test_fleet_numbers_agree_with_the_exporter(live: Live) -> None:
             failed[key] = failed.get(key, 0) + (labels["status"] == "failed")
     column = {
         (row["metric"]["source"], row["metric"]["customer_id"]): float(row["value"][1])
-        for row in instant(outcomes, "Customers by worst backup age", "F")
+        for row in instant(outcomes, "Customers, worst first", "C")
     }
     assert column == {key: n for key, n in failed.items() if key in customers}
     assert any(column.values()), "the demo fleet has a failed backup"
@@ -369,10 +399,11 @@ def test_customer_detail_for_each_real_customer(live: Live) -> None:
     defined = variables(dashboard)
     seen: dict[str, int] = {}
     errors: list[str] = []
-    sources = resolve_variable(live.prometheus, defined["source"], dict(BUILTINS))
+    page = page_levels(live)
+    sources = resolve_variable(live.prometheus, defined["source"], {**BUILTINS, **EVERY_EXPORTER})
     assert sorted(sources) == ["backupify", "cloudally", "datto"]
     for source in sources:
-        values = {**BUILTINS, "source": source}
+        values = {**BUILTINS, **EVERY_EXPORTER, "source": source}
         customers = resolve_variable(live.prometheus, defined["customer"], values)
         assert customers, f"no customers in the picker for {source}"
         for customer in customers:
@@ -388,8 +419,58 @@ def test_customer_detail_for_each_real_customer(live: Live) -> None:
             (name,) = instant(outcomes, "Customer")
             assert name["metric"]["customer_id"] == customer
             assert name["metric"]["customer_name"]
+            # The drill-down: its problems, the worst as bad as the status page says.
+            rows = instant(outcomes, "Problems")
+            worst = max((float(r["value"][1]) for r in rows), default=0)
+            assert problems.LEVELS[int(worst)] == page[(source, customer)], (customer, rows)
+            assert all(r["metric"]["kind"] and r["metric"]["problem"] for r in rows)
     assert not errors, errors
     assert all(seen[panel] for panel in CORE["saas-backup-customer"]), seen
+
+
+def page_levels(live: Live) -> dict[tuple[str, str], str]:
+    """Each customer's level on the exporter's own status page; ok where it lists none."""
+    page = httpx.get(live.exporter.url + "/", timeout=30).text
+    rows = re.findall(
+        r'<tr data-source="([^"]*)" data-customer="([^"]*)">.*?<span class="s ([a-z]+)">', page
+    )
+    levels = {(source, customer): level for source, customer, level in rows}
+    assert "failed" in levels.values(), "the demo fleet has failures"
+    body = httpx.get(live.exporter.url + "/metrics", timeout=30).text
+    for (metric, labels), _ in samples(body).items():
+        if metric == "saas_backup_customer_info":
+            found = dict(labels)
+            levels.setdefault((found["source"], found["customer_id"]), "ok")
+    return levels
+
+
+@pytest.mark.tools
+def test_fleet_sorts_worst_first_as_the_status_page_judges(live: Live) -> None:
+    """Each customer's state is the status page's, and the fleet sorts by it: customers whose
+    vendor gives no per-seat times (the live Datto shape) rank by their services and their last
+    fully protected time, above every healthy customer."""
+    dashboard = load("fleet-overview.json")
+    outcomes = run_dashboard(live, dashboard, match_all_values(live, dashboard))
+    page = page_levels(live)
+    keys = {
+        (r["metric"]["source"], r["metric"]["customer_id"]): float(r["value"][1])
+        for r in instant(outcomes, "Customers, worst first")
+    }
+    assert {c: problems.LEVELS[int(k)] for c, k in keys.items()} == page
+    (attention,) = instant(outcomes, "Customers needing attention")
+    needing = [c for c, level in page.items() if level in {"failed", "unreadable", "stale"}]
+    assert float(attention["value"][1]) == len(needing) > 0
+    ranked = sorted(keys, key=lambda c: -keys[c])
+    body = httpx.get(live.exporter.url + "/metrics", timeout=30).text
+    timed = {
+        (dict(labels)["source"], dict(labels)["customer_id"])
+        for (metric, labels) in samples(body)
+        if metric == "saas_backup_seat_last_backup_timestamp_seconds"
+    }
+    untimed_stale = [c for c in needing if c[0] == "datto" and c not in timed]
+    assert untimed_stale, "the demo fleet has live-shaped customers with problems"
+    first_healthy = min(ranked.index(c) for c, level in page.items() if level == "ok")
+    assert all(ranked.index(c) < first_healthy for c in untimed_stale), ranked
 
 
 def test_customer_picker_shows_names_and_keeps_ids() -> None:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.conftest import promtool_test_rules
-from tests.test_dashboards import load, panels, target_expr
+from tests.test_dashboards import bind, load, panels, target_expr
 
 
 def seat_labels(source: str, customer: str, state: str) -> str:
@@ -89,7 +89,7 @@ def test_backed_up_share_and_never_backed_up_on_a_made_up_fleet(tmp_path: Path) 
     never = target_expr("fleet-overview.json", "Never backed up")
 
     def on(expr: str, source: str) -> str:
-        return expr.replace("$source", source)
+        return bind(expr, source=source)
 
     expected = {
         # (8 + 0 + 7 + 6) / (10 + 6 + 8 + 8)
@@ -116,8 +116,7 @@ def test_backed_up_share_and_never_backed_up_on_a_made_up_fleet(tmp_path: Path) 
 def test_an_application_with_no_finished_backup_is_listed_as_never(tmp_path: Path) -> None:
     """Its row carries the newest backup's status and a NaN time, which the column shows as
     "never". (`> bool 0` because promtool cannot expect a NaN: real times compare 1, NaN 0.)"""
-    expr = target_expr("customer-detail.json", "Applications").replace("$source", ".*")
-    expr = expr.replace("$customer", ".*")
+    expr = bind(target_expr("customer-detail.json", "Applications"), source=".*", customer=".*")
     app = 'source="s", customer_id="1", application'
     series = [
         f'saas_backup_application_last_backup_timestamp_seconds{{{app}="mail"}} 500',
@@ -187,8 +186,8 @@ MADE_UP_APPLICATIONS = [
 def test_services_not_backed_up_per_application_on_a_made_up_fleet(tmp_path: Path) -> None:
     customer, fleet = "customer-detail.json", "fleet-overview.json"
 
-    def on(expr: str, customer: str = "c1") -> str:
-        return expr.replace("$source", "datto").replace("$customer", customer)
+    def on(expr: str, customer: str = "c1", source: str = "datto") -> str:
+        return bind(expr, source=source, customer=customer)
 
     def app(customer: str, application: str, **more: str) -> str:
         labels = {"source": "datto", "customer_id": customer, "application": application, **more}
@@ -212,11 +211,11 @@ def test_services_not_backed_up_per_application_on_a_made_up_fleet(tmp_path: Pat
         ],
         on(target_expr(customer, "Used storage")): [{"labels": "{}", "value": 123456789}],
         # The fleet lists only applications with services missed, by customer name.
-        on(target_expr(fleet, missed_rows, "A")).replace("datto", ".*"): [
+        on(target_expr(fleet, missed_rows, "A"), source=".*"): [
             {"labels": app("c1", "Exchange", customer_name="Contoso Dental"), "value": 7},
             {"labels": app("c2", "Exchange", customer_name="Trey Motors"), "value": 1},
         ],
-        on(target_expr(fleet, missed_rows, "B")).replace("datto", ".*"): [
+        on(target_expr(fleet, missed_rows, "B"), source=".*"): [
             {"labels": app("c1", "Exchange", customer_name="Contoso Dental"), "value": 81},
             {"labels": app("c2", "Exchange", customer_name="Trey Motors"), "value": 10},
         ],

@@ -38,7 +38,9 @@ def states() -> list[SourceState]:
             BackupRun("7", "702", None, None, "failed"),
         ),
     )
-    return [datto, eu, changed(live, **{"7": dataclasses.replace(part, records=records)})]
+    live = changed(live, **{"7": dataclasses.replace(part, records=records)})
+    # The customer list read since the start holds each served customer.
+    return [dataclasses.replace(s, listed_customers=len(s.parts)) for s in (datto, eu, live)]
 
 
 def changed(state: SourceState, **parts: Part | None) -> SourceState:

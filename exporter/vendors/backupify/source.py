@@ -134,7 +134,7 @@ class BackupifySource:
         known = set().union(*self._instances_of.values())
         for endpoint in ("active_backup", "backups", "exports"):
             store.retain(endpoint, known)
-        return reading.listing(units)
+        return reading.listing(units, {cid: unit.name for cid, unit in units.items()})
 
     async def _by_definition(self, store: Store, reading: Reading) -> dict[str, _Unit]:
         """The spec shape: every definition's instances, grouped by the customer they name."""

@@ -321,7 +321,9 @@ class CloudAllySource:
                 entry.problem = status_error or "partners/status"
         for job in recent:
             unit(job.customer_id or UNKNOWN).jobs.append(job)
-        return reading.listing(units)
+        return reading.listing(
+            units, {cid: u.customer.name if u.customer else None for cid, u in units.items()}
+        )
 
     def _recent_jobs(self, jobs: list[JobRecord]) -> list[JobRecord]:
         """The jobs created within the restore window; finished ones older than that are

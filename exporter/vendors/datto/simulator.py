@@ -15,8 +15,9 @@ from starlette.requests import Request
 from exporter.simulator.fleet import DAY, HOUR, SimApplication, SimCustomer, SimHistory, SimSeat
 from exporter.simulator.routes import VendorRoute, error
 from exporter.simulator.world import Trouble, World
+from exporter.vendors.datto.simseats import SeatChanges
 
-COSTS: Final = {"domains": 1, "seats": 3, "applications": 2}
+COSTS: Final = {"domains": 1, "seats": 3, "applications": 2, "seat_change": 5}
 SPEC_LICENSE: Final = {
     "Active": "Licensed",
     "Unprotected": "Unlicensed",
@@ -33,6 +34,7 @@ MALFORMED: Final = {
     "domains": b'[{"saasCustomerId": 1001, "saasCustomerName": "Cont',
     "seats": b'{"seats": [{"remoteId": "x",',
     "applications": b'{"pagination": {"page": 1, "perPage": 100}, "items": [{"customerId": ',
+    "seat_change": b'{"results": [{"remoteId": "x",',
 }
 
 
@@ -279,6 +281,8 @@ class DattoSim:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        # bulkSeatChange, and its knobs for tests (delay, read-only key, seats that fail).
+        self.seat_changes = SeatChanges(world)
 
     def _customer_of(self, request: Request) -> tuple[SimCustomer, int] | None:
         fleet = self.world.fleet
@@ -295,13 +299,21 @@ class DattoSim:
         return _basic_auth(self.world, request)
 
     async def _domains(self, request: Request, now: float) -> Any:
+        self.seat_changes.settle(now)
         return domains(self.world, now)
 
     async def _seats(self, request: Request, now: float) -> Any:
+        self.seat_changes.settle(now)
         found = self._customer_of(request)
         if found is None:
             return error(404, "Customer not found")
         return seats(self.world, found[0], found[1], request, now)
+
+    async def _seat_change(self, request: Request, now: float) -> Any:
+        found = self._customer_of(request)
+        if found is None:
+            return error(404, "Customer not found")
+        return await self.seat_changes.handle(found[0], request, now)
 
     async def _applications(self, request: Request, now: float) -> Any:
         found = self._customer_of(request)
@@ -336,6 +348,16 @@ class DattoSim:
                 COSTS["applications"],
                 self._size,
                 malformed=MALFORMED["applications"],
+            ),
+            VendorRoute(
+                "/v1/saas/{customer_id}/{subscription}/bulkSeatChange",
+                "seat_change",
+                self._seat_change,
+                self._auth,
+                COSTS["seat_change"],
+                self._size,
+                methods=("PUT",),
+                malformed=MALFORMED["seat_change"],
             ),
         ]
 

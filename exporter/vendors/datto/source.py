@@ -99,7 +99,7 @@ class DattoSource:
         by_id = {c.id: c for c in customers}
         store.retain("seats", by_id)
         store.retain("applications", by_id)
-        return reading.listing(by_id)
+        return reading.listing(by_id, {c.id: c.name for c in customers})
 
     async def read(self, store: Store, customer_id: str, unit: Customer) -> Part:
         customer = unit
