@@ -46,8 +46,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# Two workers, each taking whole test modules (module fixtures stay shared): TEST_WORKERS=0 runs
+# the suite in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP) tools lint
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 # The generated JSON is committed; tests/test_dashboards.py fails when it drifts from the code.
 dashboards: $(STAMP)
