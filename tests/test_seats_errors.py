@@ -50,6 +50,11 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(
                 "1 seat ids are not seats of this customer: not-a-seat",
             ),
             (
+                # A real seat, of another customer.
+                (office.id, "--action", "license", "--ids", google.seats[0].remote_id, "--apply"),
+                f"1 seat ids are not seats of this customer: {google.seats[0].remote_id}",
+            ),
+            (
                 (google.id, "--action", "license", "--ids", google.seats[0].remote_id, "--apply"),
                 f"customer {google.id} is on legacy Google seat management",
             ),
