@@ -99,15 +99,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=argparse.SUPPRESS,
         help=f"address to serve on (default {DEFAULT_LISTEN})",
     )
-    parser.add_argument(
-        "--log.level",
-        dest="log_level",
-        default=argparse.SUPPRESS,
-        choices=["debug", "info", "warn", "warning", "error"],
-    )
-    parser.add_argument(
-        "--log.format", dest="log_format", default=argparse.SUPPRESS, choices=["logfmt", "json"]
-    )
+    logs.add_flags(parser)
 
 
 def _plan(config: Config, customers: int | None) -> list[str]:

@@ -6,6 +6,7 @@ requires, and the JSON formatter turns the same pairs into fields.
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import re
@@ -99,3 +100,16 @@ def setup(level: str = "info", fmt: str = "logfmt", stream: Any = None) -> None:
     # httpx logs every request at INFO; our own counters already say it.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """--log.level and --log.format, as every subcommand takes them."""
+    parser.add_argument(
+        "--log.level",
+        dest="log_level",
+        default=argparse.SUPPRESS,
+        choices=["debug", "info", "warn", "warning", "error"],
+    )
+    parser.add_argument(
+        "--log.format", dest="log_format", default=argparse.SUPPRESS, choices=["logfmt", "json"]
+    )

@@ -136,15 +136,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="TYPE",
         help="the seat type (User, SharedMailbox, ...; any case, or as the seat_type label)",
     )
-    parser.add_argument(
-        "--log.level",
-        dest="log_level",
-        default=argparse.SUPPRESS,
-        choices=["debug", "info", "warn", "warning", "error"],
-    )
-    parser.add_argument(
-        "--log.format", dest="log_format", default=argparse.SUPPRESS, choices=["logfmt", "json"]
-    )
+    logs.add_flags(parser)
 
 
 def run(args: argparse.Namespace) -> int:
