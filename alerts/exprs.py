@@ -57,13 +57,16 @@ def over(threshold: str) -> str:
     return f'> on (source, customer_id) group_left () {THRESHOLD}{{threshold="{threshold}"}}'
 
 
-def query_value(selector: str, *labels: str, pipe: str = "", missing: str = "?") -> str:
-    """A template printing the first value of `selector`, its %q verbs filled with the alert's
-    labels (quoted as PromQL strings); `missing` if it finds nothing."""
+def query_value(
+    selector: str, *labels: str, pipe: str = "", missing: str = "?", show: str = "value"
+) -> str:
+    """A template printing the first result of `selector` (its value, or what `show` says,
+    such as `label "customer_name"`), its %q verbs filled with the alert's labels (quoted as
+    PromQL strings); `missing` if it finds nothing."""
     args = " ".join(f"$labels.{label}" for label in labels)
     return (
         f"{{{{ with printf `{selector}` {args} | query }}}}"
-        f"{{{{ . | first | value{pipe} }}}}{{{{ else }}}}{missing}{{{{ end }}}}"
+        f"{{{{ . | first | {show}{pipe} }}}}{{{{ else }}}}{missing}{{{{ end }}}}"
     )
 
 
@@ -74,9 +77,12 @@ def customer_name(window: str = "") -> str:
     selector = "saas_backup_customer_info{source=%q,customer_id=%q}"
     if window:
         selector = f"last_over_time({selector}[{window}])"
-    return (
-        f"{{{{ with printf `{selector}` $labels.source $labels.customer_id | query }}}}"
-        '{{ . | first | label "customer_name" }}{{ else }}{{ $labels.customer_id }}{{ end }}'
+    return query_value(
+        selector,
+        "source",
+        "customer_id",
+        show='label "customer_name"',
+        missing="{{ $labels.customer_id }}",
     )
 
 
