@@ -17,6 +17,7 @@ import uvicorn
 from exporter import __version__, logs, seatcli, vendors
 from exporter.app import build_app
 from exporter.config import Config, ConfigError, build_config, load_config
+from exporter.config_errors import print_problems
 from exporter.filters import CustomerMatcher, filter_summary
 from exporter.limits import server_options
 from exporter.persist import saved_customer_lists
@@ -108,16 +109,15 @@ def _plan(config: Config, customers: int | None) -> list[str]:
     for settings in config.sources:
         listed = lists.get(settings.name)
         keep = CustomerMatcher(settings.customers)
-        count = customers
-        if count is None and listed is not None:
-            count = keep.count(listed)
+        kept = keep.count(listed) if listed is not None else None
+        count = customers if customers is not None else kept
         plan = plan_source(settings, config.cache, ASSUMED_CUSTOMERS if count is None else count)
         described = describe(plan, settings.budget.reserve_ratio)
         if count is None:
             described[0] += " (assumed; set --plan.customers)"
         lines += [f"  {line}" for line in described]
         if keep.active:
-            lines.append(f"    {filter_summary(keep, listed)}")
+            lines.append(f"    {filter_summary(kept, listed)}")
     return lines
 
 
@@ -254,15 +254,15 @@ def _run(args: argparse.Namespace) -> int:
         listen = getattr(args, "listen_address", DEFAULT_LISTEN)
         parse_listen_address(listen)
     except ConfigError as exc:
-        _print_problems(args.config_file, "configuration", exc.problems)
-        _print_problems(args.web_config_file, "web configuration", web_problems)
+        print_problems(args.config_file, "configuration", exc.problems)
+        print_problems(args.web_config_file, "web configuration", web_problems)
         return 1
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
-        _print_problems(args.web_config_file, "web configuration", web_problems)
+        print_problems(args.web_config_file, "web configuration", web_problems)
         return 1
     if web_problems:
-        _print_problems(args.web_config_file, "web configuration", web_problems)
+        print_problems(args.web_config_file, "web configuration", web_problems)
         return 1
     if args.config_check:
         names = ", ".join(s.name for s in config.sources)
@@ -273,11 +273,3 @@ def _run(args: argparse.Namespace) -> int:
             print(line)
         return 0
     return asyncio.run(_serve(args, config, listen, web))
-
-
-def _print_problems(path: Path | None, what: str, problems: list[str]) -> None:
-    if not problems:
-        return
-    print(f"{path}: invalid {what}:", file=sys.stderr)
-    for problem in problems:
-        print(f"  {problem}", file=sys.stderr)

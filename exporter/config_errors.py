@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 import typing
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -271,3 +272,13 @@ def parse_yaml(text: str, where: str) -> Any:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def print_problems(path: object, what: str, problems: Iterable[str]) -> None:
+    """A file's problems on stderr, one a line under its name; nothing when there are none."""
+    problems = list(problems)
+    if not problems:
+        return
+    print(f"{path}: invalid {what}:", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)

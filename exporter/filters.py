@@ -88,8 +88,8 @@ class CustomerMatcher:
         return sum(1 for cid, name in names.items() if self.keeps(cid, name or None))
 
 
-def filter_summary(keep: CustomerMatcher, listed: Mapping[str, str] | None) -> str:
+def filter_summary(kept: int | None, listed: Mapping[str, str] | None) -> str:
     """What a source's filter does to its last saved customer list, for --config.check."""
-    if listed is None:
+    if kept is None or listed is None:
         return "customer filter: keeps an unknown share (no customer list saved yet)"
-    return f"customer filter: keeps {keep.count(listed)} of {len(listed)} customers last listed"
+    return f"customer filter: keeps {kept} of {len(listed)} customers last listed"

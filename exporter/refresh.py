@@ -317,6 +317,19 @@ class Persister(Protocol):
     async def stop(self) -> None: ...
 
 
+async def settle(runners: Sequence[SourceRunner], deadline: float) -> None:
+    """Start the runners' crawls that are due, then wait until the deadline for those and for
+    first crawls; a long crawl already under way goes on in the background."""
+    started = {runner.refresh() for runner in runners if runner.due()}
+    waiting = [
+        task
+        for runner in runners
+        if (task := runner.task) is not None and (task in started or not runner.settled)
+    ]
+    if waiting:
+        await asyncio.wait(waiting, timeout=deadline)
+
+
 class Scheduler:
     """All sources, as one scrape sees them."""
 
@@ -341,14 +354,7 @@ class Scheduler:
         """Start what is due, then wait until the deadline for the crawls this scrape started
         and for first crawls; a long crawl already under way goes on in the background and the
         scrape serves what it has published so far."""
-        started = set(self.start_due())
-        waiting = [
-            task
-            for runner in self.runners
-            if (task := runner.task) is not None and (task in started or not runner.settled)
-        ]
-        if waiting:
-            await asyncio.wait(waiting, timeout=deadline)
+        await settle(self.runners, deadline)
         return self.snapshot_states()
 
     def snapshot_states(self) -> tuple[SourceState, ...]:

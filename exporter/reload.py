@@ -219,8 +219,9 @@ class Reloader:
                 return self._refused([f"the reload failed halfway ({type(exc).__name__})"])
             return []
 
-    def reload_soon(self, why: str = "SIGHUP") -> None:
-        logger.info("msg=%s trigger=%s", "config reload requested", why)
+    def reload_soon(self) -> None:
+        """A reload for SIGHUP, in the background."""
+        logger.info("msg=%s trigger=%s", "config reload requested", "SIGHUP")
         task = asyncio.get_running_loop().create_task(self.reload(), name="config-reload")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

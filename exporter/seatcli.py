@@ -24,6 +24,7 @@ from typing import Final, TextIO
 
 from exporter import logs
 from exporter.config import ConfigError, load_config
+from exporter.config_errors import print_problems
 from exporter.http import VendorError
 from exporter.model import LICENSE_STATES
 from exporter.seats import (
@@ -149,9 +150,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(config_file)
     except ConfigError as exc:
-        print(f"{config_file}: invalid configuration:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        print_problems(config_file, "configuration", exc.problems)
         return BAD_INPUT
     logs.redact.register(config.secrets())
     settings = next((s for s in config.sources if s.name == args.source), None)

@@ -9,7 +9,6 @@ scrape says the exporter answered; ``saas_backup_up{source}`` says whether the v
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -26,7 +25,7 @@ from starlette.routing import Route
 from exporter import statuspage
 from exporter.exposition import Exposition, wants_gzip, wants_openmetrics
 from exporter.limits import PROBES, ConcurrencyLimit
-from exporter.refresh import SourceRunner, SourceState
+from exporter.refresh import SourceState, settle
 from exporter.reload import Live, Reloader
 
 logger = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ def create_app(
         runner = live.runner(target)
         if runner is None:
             return _unknown(target, live)
-        await settle(runner, deadline(request))
+        await settle((runner,), deadline(request))
         # A reload may have replaced or removed the source meanwhile.
         runner = live.runner(target)
         if runner is None:
@@ -141,15 +140,6 @@ def create_app(
     app.state.live = live
     app.state.reloader = reloader
     return app
-
-
-async def settle(runner: SourceRunner, deadline: float) -> None:
-    """``Scheduler.states`` for one source: start its crawl if due, then wait until the deadline
-    for a crawl this scrape started or a first crawl; a long crawl already under way goes on."""
-    started = runner.refresh() if runner.due() else None
-    task = runner.task
-    if task is not None and (task is started or not runner.settled):
-        await asyncio.wait([task], timeout=deadline)
 
 
 def _unknown(target: str, live: Live) -> Response:

@@ -186,13 +186,18 @@ def parse_domains(body: Any, problems: Problems) -> list[Customer]:
     return list(customers.values())
 
 
-def parse_seats(body: Any, customer_id: str, problems: Problems) -> list[Seat]:
+def seat_records(body: Any, customer_id: str, problems: Problems) -> list[SeatRecord]:
+    """A customer's /seats answer as records, one per seat id."""
     items = unwrap_list(body, "seats")
     if items is None:
         raise wrong_shape(problems, f"GET /v1/saas/{customer_id}/seats")
-    seats = []
     records = parse_records(items, SeatRecord, problems, "seats", lambda r: bool(r.remoteId))
-    for record in first_by_id(records, lambda r: r.remoteId):
+    return list(first_by_id(records, lambda r: r.remoteId))
+
+
+def parse_seats(body: Any, customer_id: str, problems: Problems) -> list[Seat]:
+    seats = []
+    for record in seat_records(body, customer_id, problems):
         seat_id = record.remoteId or ""
         seats.append(
             Seat(

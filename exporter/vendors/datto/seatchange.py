@@ -35,12 +35,13 @@ from urllib.parse import quote
 
 import httpx
 
-from exporter.http import ApiStats, VendorClient, VendorError
+from exporter.http import ApiStats, VendorError
 from exporter.model import valid_text
 from exporter.parsing import Problems, Text, first_by_id, parse_records, unwrap_list, wrong_shape
 from exporter.seats import ChangeReply, ManagedCustomer, SeatRow
-from exporter.vendors.datto.parse import DomainRecord, SeatRecord, license_state, to_customer
+from exporter.vendors.datto.parse import DomainRecord, license_state, seat_records, to_customer
 from exporter.vendors.datto.settings import DattoSettings
+from exporter.vendors.datto.source import client, seats_path
 
 logger = logging.getLogger(__name__)
 
@@ -136,22 +137,16 @@ def status_error(exc: VendorError, style: str) -> VendorError:
 
 
 class DattoSeatManager:
-    max_batch = MAX_BATCH
     seat_types = SEAT_TYPES
 
     def __init__(
         self, settings: DattoSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self.stats = ApiStats()
-        self._settings = settings
         self.style = settings.seat_change_style
-        self.max_batch = min(settings.seat_change_batch_size, MAX_BATCH)
-        self._client = VendorClient.for_source(
-            settings,
-            auth=httpx.BasicAuth(settings.public_key, settings.secret("private_key")),
-            stats=self.stats,
-            transport=transport,
-        )
+        # The settings cap it at MAX_BATCH.
+        self.max_batch = settings.seat_change_batch_size
+        self._client = client(settings, self.stats, transport)
         # customer id -> (productType, externalSubscriptionId) as Datto gave them.
         self._subscriptions: dict[str, tuple[str | None, str | None]] = {}
 
@@ -188,15 +183,9 @@ class DattoSeatManager:
         return customers
 
     async def seats(self, customer: ManagedCustomer) -> list[SeatRow]:
-        path = f"/v1/saas/{quote(customer.id, safe='')}/seats"
-        body = await self._client.get_json("seats", path)
-        items = unwrap_list(body, "seats")
-        problems = self._problems()
-        if items is None:
-            raise wrong_shape(problems, f"GET /v1/saas/{customer.id}/seats")
-        records = parse_records(items, SeatRecord, problems, "seats", lambda r: bool(r.remoteId))
+        body = await self._client.get_json("seats", seats_path(customer.id))
         rows = []
-        for record in first_by_id(records, lambda r: r.remoteId):
+        for record in seat_records(body, customer.id, self._problems()):
             seat_id = record.remoteId or ""
             vendor_state = record.seatState or record.licenseStatus or ""
             rows.append(

@@ -30,6 +30,22 @@ from exporter.vendors.datto.settings import DattoSettings
 logger = logging.getLogger(__name__)
 
 
+def client(
+    settings: DattoSettings, stats: ApiStats, transport: httpx.AsyncBaseTransport | None
+) -> VendorClient:
+    """A client for Datto's API: Basic auth with the key pair, the source's limits."""
+    return VendorClient.for_source(
+        settings,
+        auth=httpx.BasicAuth(settings.public_key, settings.secret("private_key")),
+        stats=stats,
+        transport=transport,
+    )
+
+
+def seats_path(customer_id: str) -> str:
+    return f"/v1/saas/{quote(customer_id, safe='')}/seats"
+
+
 class DattoSource:
     vendor = "datto"
 
@@ -44,12 +60,7 @@ class DattoSource:
         self.stats = ApiStats()
         self._settings = settings
         self._clock = clock
-        self._client = VendorClient.for_source(
-            settings,
-            auth=httpx.BasicAuth(settings.public_key, settings.secret("private_key")),
-            stats=self.stats,
-            transport=transport,
-        )
+        self._client = client(settings, self.stats, transport)
         self.pacer = self._client.pacer
 
     async def aclose(self) -> None:
@@ -68,7 +79,7 @@ class DattoSource:
         return parse_domains(body, self._problems())
 
     async def _load_seats(self, customer_id: str) -> list[Seat]:
-        body = await self._get("seats", f"/v1/saas/{quote(customer_id, safe='')}/seats")
+        body = await self._get("seats", seats_path(customer_id))
         return parse_seats(body, customer_id, self._problems())
 
     async def _load_applications(self, customer_id: str) -> Applications:
